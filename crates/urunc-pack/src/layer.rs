@@ -67,12 +67,14 @@ impl Rootfs {
                     self.entries.insert(parent.clone(), (Node::Dir, origin));
                 }
                 Some((Node::Dir, _)) => {}
-                Some((_, other)) => return Err(PackError::flag(
-                    origin,
-                    format!(
+                Some((_, other)) => {
+                    return Err(PackError::flag(
+                        origin,
+                        format!(
                         "/{path} needs /{parent} to be a directory, but {other} puts a file there"
                     ),
-                )),
+                    ))
+                }
             }
         }
         match self.entries.get(path) {
