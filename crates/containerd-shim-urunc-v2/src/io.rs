@@ -1,0 +1,365 @@
+//! The container's stdio: containerd's FIFOs (or `file://` URIs) handed to
+//! the runtime's `create`, or, with a terminal, a console socket that
+//! receives the pty master and threads copying between it and the FIFOs.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{IoSliceMut, Read, Write},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::{fs::OpenOptionsExt, net::UnixListener},
+    },
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc, Mutex},
+    thread,
+};
+
+use nix::{
+    fcntl::OFlag,
+    sys::socket::{recvmsg, ControlMessageOwned, MsgFlags},
+};
+
+use crate::runtime::ChildStdio;
+
+/// Write end of the container's stdin pipe; `None` once closed.
+pub type StdinWriter = Arc<Mutex<Option<File>>>;
+
+/// Where a stdio path from containerd points.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// No stream: `/dev/null`.
+    Null,
+    /// A FIFO or file path.
+    Path(&'a str),
+}
+
+/// Interpret a stdio string from containerd: empty, a path, or `file://PATH`.
+pub fn parse_target(s: &str) -> Result<Target<'_>, String> {
+    if s.is_empty() {
+        return Ok(Target::Null);
+    }
+    if let Some(p) = s.strip_prefix("file://") {
+        return Ok(Target::Path(p));
+    }
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "stdio URI {s}: scheme {scheme}:// is not supported (only FIFO paths and file://)"
+        ));
+    }
+    Ok(Target::Path(s))
+}
+
+fn dev_null(write: bool) -> Result<File, String> {
+    OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))
+}
+
+/// Open an output stream. FIFOs are opened read-write so that the open does
+/// not block when containerd's reader is not there yet; the shim drops its
+/// copy once the runtime has the descriptor, so the reader still sees EOF
+/// when the container closes it.
+pub fn open_output(s: &str) -> Result<File, String> {
+    match parse_target(s)? {
+        Target::Null => dev_null(true),
+        Target::Path(p) => OpenOptions::new()
+            .read(true)
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+            .map_err(|e| format!("open stdio {p}: {e}")),
+    }
+}
+
+fn pipe() -> Result<(File, File), String> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Stdio for a container without a terminal. Returns the runtime's stdio and,
+/// when there is a stdin, the writer the copy thread feeds (for `CloseIO`).
+pub fn setup_pipes(
+    stdin: &str,
+    stdout: &str,
+    stderr: &str,
+) -> Result<(ChildStdio, Option<StdinWriter>), String> {
+    let out = open_output(stdout)?;
+    let err = if stderr == stdout && !stderr.is_empty() {
+        out.try_clone()
+            .map_err(|e| format!("dup stdio {stdout}: {e}"))?
+    } else {
+        open_output(stderr)?
+    };
+    let (child_in, writer) = match parse_target(stdin)? {
+        Target::Null => (dev_null(false)?, None),
+        Target::Path(p) => {
+            let (r, w) = pipe()?;
+            let writer: StdinWriter = Arc::new(Mutex::new(Some(w)));
+            spawn_stdin_copy(PathBuf::from(p), Arc::clone(&writer));
+            (r, Some(writer))
+        }
+    };
+    Ok((
+        ChildStdio {
+            stdin: Some(child_in),
+            stdout: Some(out),
+            stderr: Some(err),
+        },
+        writer,
+    ))
+}
+
+/// Copy containerd's stdin FIFO into the container's stdin pipe until EOF,
+/// then close the pipe so that the container sees EOF too.
+fn spawn_stdin_copy(fifo: PathBuf, writer: StdinWriter) {
+    thread::spawn(move || {
+        // Blocks until containerd opens the FIFO for writing.
+        let mut src = match File::open(&fifo) {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!("open stdin {}: {e}", fifo.display());
+                close_writer(&writer);
+                return;
+            }
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut guard = match writer.lock() {
+                        Ok(g) => g,
+                        Err(_) => break,
+                    };
+                    let written = match guard.as_mut() {
+                        Some(w) => w.write_all(&buf[..n]).is_ok(),
+                        None => false,
+                    };
+                    if !written {
+                        break;
+                    }
+                }
+            }
+        }
+        close_writer(&writer);
+    });
+}
+
+/// Close a stdin writer (idempotent).
+pub fn close_writer(writer: &StdinWriter) {
+    if let Ok(mut g) = writer.lock() {
+        g.take();
+    }
+}
+
+/// A unix socket on which the runtime sends the pty master (`--console-socket`).
+pub struct ConsoleSocket {
+    pub path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new(dir: &Path, id: &str) -> Result<ConsoleSocket, String> {
+        // Socket paths are limited to 108 bytes: keep the name short.
+        let path = dir.join(format!(
+            "urunc-console-{}-{:x}.sock",
+            std::process::id(),
+            crate::short_hash(id)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| format!("console socket {}: {e}", path.display()))?;
+        Ok(ConsoleSocket { path, listener })
+    }
+
+    /// Take the pty master the runtime sent. Called after `create`
+    /// succeeded, so the runtime has already connected and sent it; a
+    /// runtime that did not is an error, not a hang.
+    pub fn receive_master(&self) -> Result<File, String> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("console socket {}: {e}", self.path.display()))?;
+        let (stream, _) = self.listener.accept().map_err(|e| {
+            format!(
+                "the runtime did not connect to the console socket {}: {e}",
+                self.path.display()
+            )
+        })?;
+        stream
+            .set_nonblocking(false)
+            .map_err(|e| format!("console socket {}: {e}", self.path.display()))?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| format!("receive pty master on {}: {e}", self.path.display()))?;
+        let cmsgs = msg
+            .cmsgs()
+            .map_err(|e| format!("receive pty master on {}: {e}", self.path.display()))?;
+        let mut master = None;
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for fd in fds {
+                    // SAFETY: SCM_RIGHTS just installed `fd` in this process;
+                    // nothing else owns it.
+                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                    if master.is_none() {
+                        master = Some(File::from(owned));
+                    }
+                }
+            }
+        }
+        master.ok_or_else(|| {
+            format!(
+                "the runtime sent no file descriptor on the console socket {}",
+                self.path.display()
+            )
+        })
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Start copying between the pty master and containerd's FIFOs. The
+/// returned receiver yields once the output side has drained (the pty
+/// reports EIO after the last slave holder exited).
+pub fn spawn_console_copy(
+    master: &File,
+    stdin: &str,
+    stdout: &str,
+) -> Result<mpsc::Receiver<()>, String> {
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut out = open_output(stdout)?;
+    let mut m_read = master
+        .try_clone()
+        .map_err(|e| format!("dup pty master: {e}"))?;
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match m_read.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    if let Target::Path(p) = parse_target(stdin)? {
+        let p = PathBuf::from(p);
+        let mut m_write = master
+            .try_clone()
+            .map_err(|e| format!("dup pty master: {e}"))?;
+        thread::spawn(move || {
+            let Ok(mut src) = File::open(&p) else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = src.read(&mut buf) {
+                if n == 0 || m_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(done_rx)
+}
+
+/// Set the pty window size.
+pub fn resize(master: &File, width: u32, height: u32) -> Result<(), String> {
+    let ws = libc::winsize {
+        ws_row: height.min(u16::MAX as u32) as u16,
+        ws_col: width.min(u16::MAX as u32) as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which lives
+    // for the duration of the call; the fd is a valid open file.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(format!(
+            "resize pty to {width}x{height}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("").unwrap(), Target::Null);
+        assert_eq!(
+            parse_target("/run/x/stdout").unwrap(),
+            Target::Path("/run/x/stdout")
+        );
+        assert_eq!(
+            parse_target("file:///var/log/c.log").unwrap(),
+            Target::Path("/var/log/c.log")
+        );
+        let e = parse_target("binary:///usr/bin/logger?x=1").unwrap_err();
+        assert!(
+            e.contains("binary://") && e.contains("not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fifo_output_opens_without_reader_and_reader_sees_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Must not block although nobody reads yet.
+        let mut w = open_output(fifo.to_str().unwrap()).unwrap();
+        let mut r = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        w.write_all(b"hello\n").unwrap();
+        drop(w);
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello\n");
+    }
+
+    #[test]
+    fn stdin_copy_delivers_and_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (stdio, writer) = setup_pipes(fifo.to_str().unwrap(), "", "").unwrap();
+        assert!(writer.is_some());
+        let mut w = OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(b"input").unwrap();
+        drop(w);
+        let mut s = String::new();
+        stdio.stdin.unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "input");
+    }
+
+    #[test]
+    fn missing_output_dir_is_named() {
+        let e = open_output("/nonexistent-dir/stdout").unwrap_err();
+        assert!(e.contains("/nonexistent-dir/stdout"), "{e}");
+    }
+}

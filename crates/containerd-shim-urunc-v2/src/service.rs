@@ -1,0 +1,897 @@
+//! The shim (start/delete actions) and the task service (task API v2).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fs::File,
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc, Condvar, Mutex, MutexGuard},
+    thread,
+    time::Duration,
+};
+
+use containerd_shim::{
+    self as shim,
+    api::{self, Status as TaskStatus},
+    monitor::{monitor_subscribe, ExitEvent, Subject, Topic},
+    protos::{
+        events::task::{
+            TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+        },
+        protobuf::{well_known_types::timestamp::Timestamp, Message, MessageDyn, MessageField},
+        shim::oci::Options,
+        topics,
+        ttrpc::{self, context::Context, Code},
+        types::task::ProcessInfo,
+    },
+    publisher::RemotePublisher,
+    util::timestamp,
+    DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult,
+};
+use log::{info, warn};
+
+use crate::{
+    io::{self, ConsoleSocket, StdinWriter},
+    mount,
+    runtime::{self, ChildStdio, Runtime},
+};
+
+/// File in the bundle remembering which runtime and root a container uses,
+/// for the `delete` action after a shim died.
+const RUNTIME_STATE_FILE: &str = "urunc-shim.json";
+/// Exits of PIDs not (yet) known as a container's: kept this many.
+const EARLY_EXITS: usize = 64;
+/// How long an exit waits for terminal output to drain before it is reported.
+const IO_DRAIN: Duration = Duration::from_secs(2);
+
+fn err(code: Code, msg: impl ToString) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
+}
+
+fn now() -> Timestamp {
+    timestamp().unwrap_or_default()
+}
+
+/// The runtime binary to use: shim options, else `$URUNC_SHIM_RUNTIME`,
+/// else `urunc`.
+pub fn runtime_binary(option: &str) -> String {
+    if !option.is_empty() {
+        return option.to_string();
+    }
+    match std::env::var(runtime::RUNTIME_ENV) {
+        Ok(v) if !v.is_empty() => v,
+        _ => runtime::DEFAULT_RUNTIME.to_string(),
+    }
+}
+
+/// The runtime's `--root` for a namespace (unless the options name one).
+pub fn runtime_root(option: &str, namespace: &str) -> PathBuf {
+    if !option.is_empty() {
+        return PathBuf::from(option);
+    }
+    Path::new(runtime::DEFAULT_ROOT).join(namespace)
+}
+
+/// Decode runc-style shim options (`containerd.runc.v1.Options`) from the
+/// `Create` request; other option types are ignored.
+fn decode_options(
+    any: Option<&shim::protos::protobuf::well_known_types::any::Any>,
+) -> Result<Options, String> {
+    let Some(any) = any else {
+        return Ok(Options::default());
+    };
+    if any.type_url.ends_with("containerd.runc.v1.Options") {
+        Options::parse_from_bytes(&any.value)
+            .map_err(|e| format!("shim options ({}): {e}", any.type_url))
+    } else {
+        if !any.type_url.is_empty() {
+            info!("ignoring shim options of type {}", any.type_url);
+        }
+        Ok(Options::default())
+    }
+}
+
+/// Shim-level entry points (`start`, `delete` actions, serving).
+pub struct Shim {
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    id: String,
+    bundle: String,
+}
+
+impl shim::Shim for Shim {
+    type T = Service;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut shim::Config) -> Self {
+        Shim {
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            bundle: args.bundle.clone(),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> Result<String, shim::Error> {
+        // One shim per pod when CRI groups containers by sandbox.
+        let grouping = std::fs::read_to_string("config.json")
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| {
+                v.pointer("/annotations/io.kubernetes.cri.sandbox-id")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| opts.id.clone());
+        let (_pid, address) = shim::spawn(opts, &grouping, Vec::new())?;
+        shim::util::write_address(&address)?;
+        Ok(address)
+    }
+
+    fn delete_shim(&mut self) -> Result<DeleteResponse, shim::Error> {
+        // Cleanup after a shim that died: containerd runs us in the bundle.
+        let bundle = if self.bundle.is_empty() {
+            std::env::current_dir().map_err(|e| shim::Error::Other(format!("cwd: {e}")))?
+        } else {
+            PathBuf::from(&self.bundle)
+        };
+        let (binary, root) = read_runtime_state(&bundle)
+            .unwrap_or_else(|| (runtime_binary(""), runtime_root("", &self.namespace)));
+        let rt = Runtime::new(&binary, root, &bundle);
+        if let Err(e) = rt.delete(&self.id, true) {
+            warn!("cleanup of {}: {e}", self.id);
+        }
+        if let Err(e) = mount::unmount_all(&bundle.join("rootfs")) {
+            warn!("cleanup of {}: {e}", self.id);
+        }
+        Ok(DeleteResponse {
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: MessageField::some(now()),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Service {
+        Service::new(self.namespace.clone(), Arc::clone(&self.exit), publisher)
+    }
+}
+
+fn read_runtime_state(bundle: &Path) -> Option<(String, PathBuf)> {
+    let s = std::fs::read_to_string(bundle.join(RUNTIME_STATE_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    Some((
+        v.get("binary")?.as_str()?.to_string(),
+        PathBuf::from(v.get("root")?.as_str()?),
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+struct Container {
+    bundle: PathBuf,
+    pid: i32,
+    status: Status,
+    exit_status: u32,
+    exited_at: Option<Timestamp>,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    terminal: bool,
+    runtime: Runtime,
+    rootfs_mounted: bool,
+    stdin_writer: Option<StdinWriter>,
+    console: Option<File>,
+    io_done: Option<mpsc::Receiver<()>>,
+}
+
+#[derive(Default)]
+struct State {
+    containers: HashMap<String, Container>,
+    early_exits: VecDeque<(i32, i32, Timestamp)>,
+}
+
+struct Event {
+    topic: &'static str,
+    msg: Box<dyn MessageDyn>,
+}
+
+struct Inner {
+    namespace: String,
+    exit: Arc<ExitSignal>,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Held across `start` so that an exit is not reported before the
+    /// start it follows (a short-lived process can exit at once).
+    lifecycle: Mutex<()>,
+    events: Mutex<mpsc::Sender<Event>>,
+}
+
+/// Task service; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+impl Service {
+    fn new(namespace: String, exit: Arc<ExitSignal>, publisher: RemotePublisher) -> Service {
+        let (tx, rx) = mpsc::channel::<Event>();
+        let ns = namespace.clone();
+        // Events go out in order from one thread, never from inside a
+        // request handler.
+        thread::spawn(move || {
+            for ev in rx {
+                if let Err(e) = publisher.publish(Context::default(), ev.topic, &ns, ev.msg) {
+                    warn!("publish {}: {e}", ev.topic);
+                }
+            }
+        });
+        let inner = Arc::new(Inner {
+            namespace,
+            exit,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            lifecycle: Mutex::new(()),
+            events: Mutex::new(tx),
+        });
+        match monitor_subscribe(Topic::Pid) {
+            Ok(sub) => {
+                let weak = Arc::downgrade(&inner);
+                thread::spawn(move || {
+                    while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
+                        let Some(inner) = weak.upgrade() else { break };
+                        if let Subject::Pid(pid) = subject {
+                            inner.process_exit(pid, exit_code);
+                        }
+                    }
+                });
+            }
+            Err(e) => warn!("cannot watch container exits: {e}"),
+        }
+        Service { inner }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, topic: &'static str, msg: Box<dyn MessageDyn>) {
+        if let Ok(tx) = self.events.lock() {
+            let _ = tx.send(Event { topic, msg });
+        }
+    }
+
+    fn process_exit(&self, pid: i32, code: i32) {
+        // Wait for an ongoing start to finish (and publish TaskStart) first.
+        let _order = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let (id, io_done) = {
+            let mut st = self.lock();
+            let found = st
+                .containers
+                .iter_mut()
+                .find(|(_, c)| c.pid == pid && c.status != Status::Stopped);
+            match found {
+                Some((id, c)) => (id.clone(), c.io_done.take()),
+                None => {
+                    if st.early_exits.len() >= EARLY_EXITS {
+                        st.early_exits.pop_front();
+                    }
+                    st.early_exits.push_back((pid, code, now()));
+                    return;
+                }
+            }
+        };
+        if let Some(rx) = io_done {
+            let _ = rx.recv_timeout(IO_DRAIN);
+        }
+        let ts = now();
+        {
+            let mut st = self.lock();
+            if let Some(c) = st.containers.get_mut(&id) {
+                c.status = Status::Stopped;
+                c.exit_status = code as u32;
+                c.exited_at = Some(ts.clone());
+                if let Some(w) = c.stdin_writer.take() {
+                    io::close_writer(&w);
+                }
+            }
+        }
+        self.changed.notify_all();
+        self.publish(
+            topics::TASK_EXIT_EVENT_TOPIC,
+            Box::new(TaskExit {
+                container_id: id.clone(),
+                id,
+                pid: pid as u32,
+                exit_status: code as u32,
+                exited_at: MessageField::some(ts),
+                ..Default::default()
+            }),
+        );
+    }
+
+    fn get<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container) -> Result<T, ttrpc::Error>,
+    ) -> Result<T, ttrpc::Error> {
+        let mut st = self.lock();
+        match st.containers.get_mut(id) {
+            Some(c) => f(c),
+            None => Err(err(Code::NOT_FOUND, format!("container {id} not found"))),
+        }
+    }
+
+    fn runtime_of(&self, id: &str) -> Result<Runtime, ttrpc::Error> {
+        self.get(id, |c| Ok(c.runtime.clone()))
+    }
+
+    fn create(&self, req: api::CreateTaskRequest) -> Result<u32, String> {
+        let id = req.id.as_str();
+        if id.is_empty() {
+            return Err("create: empty container id".to_string());
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(format!(
+                "create {id}: restoring from a checkpoint is not supported"
+            ));
+        }
+        if self.lock().containers.contains_key(id) {
+            return Err(format!("create {id}: container already exists"));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        if !bundle.join("config.json").is_file() {
+            return Err(format!(
+                "create {id}: bundle {} has no config.json",
+                bundle.display()
+            ));
+        }
+        let opts = decode_options(req.options.as_ref())?;
+        let binary = runtime_binary(&opts.binary_name);
+        let root = runtime_root(&opts.root, &self.namespace);
+        let rt = Runtime::new(&binary, root.clone(), &bundle);
+        let state = serde_json::json!({"binary": binary, "root": root});
+        std::fs::write(bundle.join(RUNTIME_STATE_FILE), state.to_string()).map_err(|e| {
+            format!(
+                "create {id}: write {}: {e}",
+                bundle.join(RUNTIME_STATE_FILE).display()
+            )
+        })?;
+
+        // Rootfs.
+        let rootfs = bundle.join("rootfs");
+        let mut mounted = false;
+        if !req.rootfs.is_empty() {
+            std::fs::create_dir_all(&rootfs)
+                .map_err(|e| format!("create {id}: mkdir {}: {e}", rootfs.display()))?;
+            for m in &req.rootfs {
+                if let Err(e) = mount::mount_one(&m.type_, &m.source, &m.options, &rootfs) {
+                    let _ = mount::unmount_all(&rootfs);
+                    return Err(format!("create {id}: {e}"));
+                }
+                mounted = true;
+            }
+        }
+        let cleanup_mounts = |mounted: bool| {
+            if mounted {
+                if let Err(e) = mount::unmount_all(&rootfs) {
+                    warn!("{e}");
+                }
+            }
+        };
+
+        // Stdio and the runtime's create.
+        let pid_file = bundle.join("init.pid");
+        let mut stdin_writer = None;
+        let mut console = None;
+        let mut io_done = None;
+        let created = if req.terminal {
+            let sock_dir = std::env::temp_dir();
+            ConsoleSocket::new(&sock_dir, id).and_then(|sock| {
+                let null = || File::open("/dev/null").ok();
+                let stdio = ChildStdio {
+                    stdin: null(),
+                    stdout: std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/null")
+                        .ok(),
+                    stderr: std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/null")
+                        .ok(),
+                };
+                rt.create(id, &bundle, &pid_file, Some(&sock.path), stdio)?;
+                let master = sock.receive_master()?;
+                io_done = Some(io::spawn_console_copy(&master, &req.stdin, &req.stdout)?);
+                console = Some(master);
+                Ok(())
+            })
+        } else {
+            io::setup_pipes(&req.stdin, &req.stdout, &req.stderr).and_then(|(stdio, w)| {
+                stdin_writer = w;
+                rt.create(id, &bundle, &pid_file, None, stdio)
+            })
+        };
+        if let Err(e) = created {
+            if let Some(w) = &stdin_writer {
+                io::close_writer(w);
+            }
+            let _ = rt.delete(id, true);
+            cleanup_mounts(mounted);
+            return Err(e);
+        }
+        let pid = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("read {}: {e}", pid_file.display()))
+            .and_then(|s| {
+                s.trim()
+                    .parse::<i32>()
+                    .map_err(|e| format!("pid file {} holds {s:?}: {e}", pid_file.display()))
+            });
+        let pid = match pid {
+            Ok(p) if p > 0 => p,
+            Ok(p) => Err(format!("pid file {} holds {p}", pid_file.display()))?,
+            Err(e) => {
+                let _ = rt.delete(id, true);
+                cleanup_mounts(mounted);
+                return Err(format!("create {id}: {e}"));
+            }
+        };
+
+        let mut c = Container {
+            bundle: bundle.clone(),
+            pid,
+            status: Status::Created,
+            exit_status: 0,
+            exited_at: None,
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+            runtime: rt,
+            rootfs_mounted: mounted,
+            stdin_writer,
+            console,
+            io_done,
+        };
+        let early = {
+            let mut st = self.lock();
+            let early = st
+                .early_exits
+                .iter()
+                .position(|(p, _, _)| *p == pid)
+                .and_then(|i| st.early_exits.remove(i));
+            if let Some((_, code, ts)) = &early {
+                c.status = Status::Stopped;
+                c.exit_status = *code as u32;
+                c.exited_at = Some(ts.clone());
+            }
+            st.containers.insert(id.to_string(), c);
+            early
+        };
+        self.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(TaskCreate {
+                container_id: id.to_string(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: MessageField::some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                }),
+                checkpoint: req.checkpoint.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            }),
+        );
+        if let Some((_, code, ts)) = early {
+            self.changed.notify_all();
+            self.publish(
+                topics::TASK_EXIT_EVENT_TOPIC,
+                Box::new(TaskExit {
+                    container_id: id.to_string(),
+                    id: id.to_string(),
+                    pid: pid as u32,
+                    exit_status: code as u32,
+                    exited_at: MessageField::some(ts),
+                    ..Default::default()
+                }),
+            );
+        }
+        Ok(pid as u32)
+    }
+}
+
+fn no_exec(exec_id: &str) -> Result<(), ttrpc::Error> {
+    if exec_id.is_empty() {
+        Ok(())
+    } else {
+        Err(err(
+            Code::NOT_FOUND,
+            format!("exec process {exec_id} not found: this shim does not run exec processes"),
+        ))
+    }
+}
+
+impl shim::Task for Service {
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let task_pid = self.inner.get(&req.id, |c| Ok(c.pid as u32)).unwrap_or(0);
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        info!("create {} bundle {}", req.id, req.bundle);
+        let pid = self.inner.create(req).map_err(|e| err(Code::UNKNOWN, e))?;
+        Ok(api::CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        no_exec(&req.exec_id)?;
+        let inner = &self.inner;
+        let _order = inner.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let (rt, pid, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.pid, c.status)))?;
+        if status != Status::Created {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} cannot be started: it is {status:?}", req.id),
+            ));
+        }
+        rt.start(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
+        inner.get(&req.id, |c| {
+            if c.status == Status::Created {
+                c.status = Status::Running;
+            }
+            Ok(())
+        })?;
+        inner.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            Box::new(TaskStart {
+                container_id: req.id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            }),
+        );
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        no_exec(&req.exec_id)?;
+        self.inner.get(&req.id, |c| {
+            let status = match c.status {
+                Status::Created => TaskStatus::CREATED,
+                Status::Running => TaskStatus::RUNNING,
+                Status::Paused => TaskStatus::PAUSED,
+                Status::Stopped => TaskStatus::STOPPED,
+            };
+            Ok(api::StateResponse {
+                id: req.id.clone(),
+                bundle: c.bundle.to_string_lossy().into_owned(),
+                pid: c.pid as u32,
+                status: status.into(),
+                stdin: c.stdin.clone(),
+                stdout: c.stdout.clone(),
+                stderr: c.stderr.clone(),
+                terminal: c.terminal,
+                exit_status: c.exit_status,
+                exited_at: c.exited_at.clone().into(),
+                ..Default::default()
+            })
+        })
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        no_exec(&req.exec_id)?;
+        let (rt, status) = self
+            .inner
+            .get(&req.id, |c| Ok((c.runtime.clone(), c.status)))?;
+        if status == Status::Stopped {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("container {}: process already finished", req.id),
+            ));
+        }
+        if let Err(e) = rt.kill(&req.id, req.signal, req.all) {
+            // It may have exited while we were asking.
+            let stopped = self
+                .inner
+                .get(&req.id, |c| Ok(c.status == Status::Stopped))?;
+            let code = if stopped {
+                Code::NOT_FOUND
+            } else {
+                Code::UNKNOWN
+            };
+            return Err(err(code, e));
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        no_exec(&req.exec_id)?;
+        let inner = &self.inner;
+        let (rt, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.status)))?;
+        if matches!(status, Status::Running | Status::Paused) {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!(
+                    "container {} is {status:?}: kill it before deleting",
+                    req.id
+                ),
+            ));
+        }
+        if let Err(e) = rt.delete(&req.id, true) {
+            if !e.contains("does not exist") && !e.contains("not exist") {
+                return Err(err(Code::UNKNOWN, e));
+            }
+        }
+        let c = {
+            let mut st = inner.lock();
+            st.containers.remove(&req.id)
+        };
+        let Some(mut c) = c else {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("container {} not found", req.id),
+            ));
+        };
+        if let Some(w) = c.stdin_writer.take() {
+            io::close_writer(&w);
+        }
+        c.console.take();
+        if c.rootfs_mounted {
+            if let Err(e) = mount::unmount_all(&c.bundle.join("rootfs")) {
+                warn!("{e}");
+            }
+        }
+        let exited_at = c.exited_at.clone().unwrap_or_else(now);
+        inner.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(TaskDelete {
+                container_id: req.id.clone(),
+                pid: c.pid as u32,
+                exit_status: c.exit_status,
+                exited_at: MessageField::some(exited_at.clone()),
+                ..Default::default()
+            }),
+        );
+        inner.changed.notify_all();
+        Ok(api::DeleteResponse {
+            pid: c.pid as u32,
+            exit_status: c.exit_status,
+            exited_at: MessageField::some(exited_at),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        no_exec(&req.exec_id)?;
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        loop {
+            match st.containers.get(&req.id) {
+                None => {
+                    return Err(err(
+                        Code::NOT_FOUND,
+                        format!("container {} not found", req.id),
+                    ))
+                }
+                Some(c) if c.status == Status::Stopped => {
+                    return Ok(api::WaitResponse {
+                        exit_status: c.exit_status,
+                        exited_at: c.exited_at.clone().into(),
+                        ..Default::default()
+                    })
+                }
+                Some(_) => {
+                    st = inner.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        let rt = self.inner.runtime_of(&req.id)?;
+        let pids = rt.ps(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        let rt = self.inner.runtime_of(&req.id)?;
+        rt.pause(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
+        self.inner.get(&req.id, |c| {
+            if c.status == Status::Running {
+                c.status = Status::Paused;
+            }
+            Ok(())
+        })?;
+        self.inner.publish(
+            topics::TASK_PAUSED_EVENT_TOPIC,
+            Box::new(TaskPaused {
+                container_id: req.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        let rt = self.inner.runtime_of(&req.id)?;
+        rt.resume(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
+        self.inner.get(&req.id, |c| {
+            if c.status == Status::Paused {
+                c.status = Status::Running;
+            }
+            Ok(())
+        })?;
+        self.inner.publish(
+            topics::TASK_RESUMED_EVENT_TOPIC,
+            Box::new(TaskResumed {
+                container_id: req.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+        no_exec(&req.exec_id)?;
+        if req.stdin {
+            self.inner.get(&req.id, |c| {
+                if let Some(w) = c.stdin_writer.take() {
+                    io::close_writer(&w);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
+        no_exec(&req.exec_id)?;
+        self.inner.get(&req.id, |c| match &c.console {
+            Some(m) => io::resize(m, req.width, req.height).map_err(|e| err(Code::UNKNOWN, e)),
+            None => Err(err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} has no terminal", req.id),
+            )),
+        })?;
+        Ok(api::Empty::default())
+    }
+
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        self.inner.get(&req.id, |_| Ok(()))?;
+        Ok(api::StatsResponse::default())
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        // containerd asks once its tasks here are deleted; with a pod's
+        // containers grouped in this shim, stay up while any remain.
+        if self.inner.lock().containers.is_empty() {
+            self.inner.exit.signal();
+        }
+        Ok(api::Empty::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_choice_order() {
+        assert_eq!(runtime_binary("/opt/x/urunc"), "/opt/x/urunc");
+        assert_eq!(
+            runtime_root("", "k8s.io"),
+            PathBuf::from("/run/containerd/urunc/k8s.io")
+        );
+        assert_eq!(runtime_root("/r", "default"), PathBuf::from("/r"));
+    }
+
+    #[test]
+    fn options_decoding() {
+        use shim::protos::protobuf::well_known_types::any::Any;
+        assert_eq!(decode_options(None).unwrap().binary_name, "");
+        let opts = Options {
+            binary_name: "runc".into(),
+            root: "/tmp/r".into(),
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: opts.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
+        let d = decode_options(Some(&any)).unwrap();
+        assert_eq!(
+            (d.binary_name.as_str(), d.root.as_str()),
+            ("runc", "/tmp/r")
+        );
+        let bad = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: vec![0xff, 0xff, 0xff],
+            ..Default::default()
+        };
+        assert!(decode_options(Some(&bad))
+            .unwrap_err()
+            .contains("shim options"));
+        let other = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: vec![1, 2, 3],
+            ..Default::default()
+        };
+        assert_eq!(decode_options(Some(&other)).unwrap().binary_name, "");
+    }
+
+    #[test]
+    fn runtime_state_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_runtime_state(dir.path()).is_none());
+        std::fs::write(
+            dir.path().join(RUNTIME_STATE_FILE),
+            serde_json::json!({"binary": "runc", "root": "/run/x"}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            read_runtime_state(dir.path()).unwrap(),
+            ("runc".to_string(), PathBuf::from("/run/x"))
+        );
+    }
+}
