@@ -1,1 +1,137 @@
-fn main(){}
+//! `urunc`: runc's command line for unikernel containers. Everything that is
+//! not a unikernel container, and every command urunc does not implement,
+//! is handed to the delegate runtime (`runc`) with the same arguments.
+
+mod cli;
+mod delegate;
+mod run;
+
+use clap::Parser;
+use cli::{Cli, Cmd};
+use std::process::ExitCode;
+use urunc_core::config::Config;
+use urunc_core::lifecycle::{self, Outcome, Runtime};
+use urunc_core::{log, Error};
+
+fn main() -> ExitCode {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&raw) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // A command or flag we do not know: the delegate may.
+            let delegate = Config::load()
+                .map(|c| c.delegate)
+                .unwrap_or_else(|_| "runc".into());
+            return delegate::exec(&delegate, &raw[1..]);
+        }
+    };
+    log::init(cli.log.clone(), cli.log_format.as_deref(), cli.debug);
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => return fail(&e.into()),
+    };
+    let rt = Runtime {
+        root: cli.root.clone().unwrap_or_else(|| "/run/urunc".into()),
+        systemd_cgroup: cli.systemd_cgroup,
+        config,
+    };
+    match dispatch(&rt, &cli, &raw) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    log::error(&e.to_string());
+    ExitCode::FAILURE
+}
+
+/// The container ID a command is about, if any.
+fn target(cmd: &Cmd) -> Option<&str> {
+    Some(match cmd {
+        Cmd::Start(c) => &c.container_id,
+        Cmd::State(c) => &c.container_id,
+        Cmd::Kill(c) => &c.container_id,
+        Cmd::Delete(c) => &c.container_id,
+        Cmd::Ps(c) => &c.container_id,
+        Cmd::Pause(c) => &c.container_id,
+        Cmd::Resume(c) => &c.container_id,
+        Cmd::Exec(c) => &c.container_id,
+        Cmd::Events(c) => &c.container_id,
+        Cmd::Update(c) => &c.container_id,
+        _ => return None,
+    })
+}
+
+fn dispatch(rt: &Runtime, cli: &Cli, raw: &[std::ffi::OsString]) -> Result<ExitCode, Error> {
+    let delegate = || delegate::exec(&rt.config.delegate, &raw[1..]);
+    if let Some(id) = target(&cli.cmd) {
+        if !rt.owns(id) {
+            return Ok(delegate());
+        }
+    }
+    match &cli.cmd {
+        Cmd::Create(c) => {
+            let opts = lifecycle::CreateOpts {
+                id: c.container_id.clone(),
+                bundle: c.bundle.clone(),
+                pid_file: c.pid_file.clone(),
+                console_socket: c.console_socket.clone(),
+            };
+            match lifecycle::create(rt, &opts)? {
+                Outcome::Created(_) => Ok(ExitCode::SUCCESS),
+                Outcome::NotUnikernel => Ok(delegate()),
+            }
+        }
+        Cmd::Run(r) => run::run(rt, r, delegate),
+        Cmd::Start(c) => lifecycle::start(rt, &c.container_id).map(|_| ExitCode::SUCCESS),
+        Cmd::State(c) => {
+            let v = lifecycle::state(rt, &c.container_id)?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Kill(k) => {
+            let sig = lifecycle::parse_signal(k.signal.as_deref().unwrap_or("SIGTERM"))?;
+            lifecycle::kill(rt, &k.container_id, sig, k.all).map(|_| ExitCode::SUCCESS)
+        }
+        Cmd::Delete(d) => lifecycle::delete(rt, &d.container_id, d.force).map(|_| ExitCode::SUCCESS),
+        Cmd::Ps(p) => {
+            let pids = lifecycle::ps(rt, &p.container_id)?;
+            if p.format.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string(&pids).unwrap_or_default());
+            } else {
+                println!("PID\tCMD");
+                for pid in pids {
+                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    println!("{pid}\t{}", comm.trim());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pause(p) => lifecycle::pause(rt, &p.container_id).map(|_| ExitCode::SUCCESS),
+        Cmd::Resume(p) => lifecycle::resume(rt, &p.container_id).map(|_| ExitCode::SUCCESS),
+        Cmd::Exec(e) => Err(Error::msg(format!(
+            "container {} is a unikernel: exec is not possible (a unikernel has no processes to exec into)",
+            e.container_id
+        ))),
+        Cmd::Events(e) => Err(Error::msg(format!("container {}: events are not supported for unikernel containers", e.container_id))),
+        Cmd::Update(u) => Err(Error::msg(format!(
+            "container {}: update is not supported for unikernel containers (guest memory and vCPUs are fixed at boot)",
+            u.container_id
+        ))),
+        Cmd::List(l) => cli::list(rt, l, &raw[1..]).map(|_| ExitCode::SUCCESS),
+        Cmd::Features(_) => {
+            println!("{}", serde_json::to_string_pretty(&cli::features()).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Spec(_) | Cmd::Checkpoint(_) | Cmd::Restore(_) => Ok(delegate()),
+    }
+}

@@ -1,0 +1,239 @@
+//! Cgroup placement of the container (monitor) process: cgroup v1
+//! (one directory per mounted controller) and v2 (unified). The memory
+//! limit written is the spec's plus the monitor's overhead reserve, so that
+//! guest RAM fits and the monitor is not OOM-killed.
+
+use crate::error::{Context, Result};
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Default, Clone)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub pids: Option<i64>,
+}
+
+fn is_v2() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// Turns `linux.cgroupsPath` into a relative path. systemd form
+/// `slice:prefix:name` becomes `slice/prefix-name.scope`.
+pub fn relative_path(cgroups_path: &str, systemd: bool) -> PathBuf {
+    if systemd {
+        let parts: Vec<&str> = cgroups_path.split(':').collect();
+        if parts.len() == 3 {
+            let slice = if parts[0].is_empty() {
+                "system.slice"
+            } else {
+                parts[0]
+            };
+            return PathBuf::from(slice).join(format!("{}-{}.scope", parts[1], parts[2]));
+        }
+    }
+    PathBuf::from(cgroups_path.trim_start_matches('/'))
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    std::fs::write(dir.join(file), value)
+        .ctx(|| format!("cgroup: writing {value} to {}", dir.join(file).display()))
+}
+
+/// Creates the cgroup(s), applies limits and moves `pid` in. Returns the
+/// directories created (to remove at delete).
+pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Vec<PathBuf>> {
+    let mut dirs = vec![];
+    if is_v2() {
+        let dir = Path::new(ROOT).join(rel);
+        std::fs::create_dir_all(&dir).ctx(|| format!("cgroup: creating {}", dir.display()))?;
+        dirs.push(dir.clone());
+        if let Some(m) = limits.memory_bytes {
+            write(&dir, "memory.max", &m.to_string())?;
+        }
+        if let Some(q) = limits.cpu_quota.filter(|q| *q > 0) {
+            write(
+                &dir,
+                "cpu.max",
+                &format!("{q} {}", limits.cpu_period.unwrap_or(100_000)),
+            )?;
+        }
+        if let Some(p) = limits.pids.filter(|p| *p > 0) {
+            write(&dir, "pids.max", &p.to_string())?;
+        }
+        write(&dir, "cgroup.procs", &pid.to_string())?;
+        return Ok(dirs);
+    }
+    let Ok(rd) = std::fs::read_dir(ROOT) else {
+        return Ok(dirs);
+    };
+    let mut controllers: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    controllers.sort();
+    for c in controllers {
+        let name = c
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let dir = c.join(rel);
+        if std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        dirs.push(dir.clone());
+        match name.as_str() {
+            "memory" => {
+                if let Some(m) = limits.memory_bytes {
+                    write(&dir, "memory.limit_in_bytes", &m.to_string())?;
+                }
+            }
+            "cpu" | "cpu,cpuacct" => {
+                if let Some(p) = limits.cpu_period {
+                    write(&dir, "cpu.cfs_period_us", &p.to_string())?;
+                }
+                if let Some(q) = limits.cpu_quota {
+                    write(&dir, "cpu.cfs_quota_us", &q.to_string())?;
+                }
+                if let Some(s) = limits.cpu_shares {
+                    write(&dir, "cpu.shares", &s.to_string())?;
+                }
+            }
+            "pids" => {
+                if let Some(p) = limits.pids.filter(|p| *p > 0) {
+                    write(&dir, "pids.max", &p.to_string())?;
+                }
+            }
+            "cpuset" => {
+                // A new cpuset cgroup starts empty; inherit the parent's.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    inherit_cpuset(&dir, f);
+                }
+            }
+            _ => {}
+        }
+        let procs = dir.join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
+            // Named hierarchies (name=systemd) may refuse; the accounting
+            // controllers above must not.
+            if ["memory", "cpu", "pids"].contains(&name.as_str()) {
+                return Err(crate::Error::sys(
+                    format!("cgroup: adding pid {pid} to {}", procs.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+fn inherit_cpuset(dir: &Path, file: &str) {
+    let mine = dir.join(file);
+    if std::fs::read_to_string(&mine)
+        .map(|s| !s.trim().is_empty())
+        .unwrap_or(true)
+    {
+        return;
+    }
+    let mut p = dir.parent();
+    while let Some(d) = p {
+        if let Ok(v) = std::fs::read_to_string(d.join(file)) {
+            if !v.trim().is_empty() {
+                let _ = std::fs::write(&mine, v.trim());
+                return;
+            }
+        }
+        p = d.parent();
+    }
+}
+
+/// PIDs in the container's cgroup(s).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut v: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
+    dirs.iter().find_map(|d| {
+        if d.join("freezer.state").exists() {
+            Some((d.join("freezer.state"), true))
+        } else if d.join("cgroup.freeze").exists() {
+            Some((d.join("cgroup.freeze"), false))
+        } else {
+            None
+        }
+    })
+}
+
+/// Freezes or thaws the cgroup. `Ok(false)` when there is no freezer.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
+    let Some((file, v1)) = freezer(dirs) else {
+        return Ok(false);
+    };
+    let value = match (v1, frozen) {
+        (true, true) => "FROZEN",
+        (true, false) => "THAWED",
+        (false, true) => "1",
+        (false, false) => "0",
+    };
+    std::fs::write(&file, value)
+        .ctx(|| format!("cgroup: writing {value} to {}", file.display()))?;
+    Ok(true)
+}
+
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    match freezer(dirs) {
+        Some((f, true)) => std::fs::read_to_string(f)
+            .map(|s| s.trim() == "FROZEN")
+            .unwrap_or(false),
+        Some((f, false)) => std::fs::read_to_string(f)
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Removes the cgroup directories (empty once the monitor is gone).
+pub fn remove(dirs: &[PathBuf]) {
+    for d in dirs {
+        for _ in 0..50 {
+            match std::fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            relative_path("/default/abc", false),
+            PathBuf::from("default/abc")
+        );
+        assert_eq!(
+            relative_path("system.slice:docker:abc", true),
+            PathBuf::from("system.slice/docker-abc.scope")
+        );
+    }
+}

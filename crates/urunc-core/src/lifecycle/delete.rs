@@ -1,0 +1,73 @@
+//! `delete`: remove everything the container created — the process (with
+//! `--force`, or one still waiting for `start`), its tap and tc rules in a
+//! namespace that outlives it, its cgroups, its state — and run the
+//! `poststop` hooks.
+
+use super::create::wait_gone;
+use super::Runtime;
+use crate::error::{Error, Result};
+use crate::state::Status;
+use crate::{cgroups, hooks, network};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
+    let (dir, st) = rt.load(id)?;
+    let _lock = dir.lock()?;
+    match st.status() {
+        Status::Stopped => {}
+        Status::Created => kill_wait(&st),
+        s if force => {
+            if s == Status::Paused {
+                let _ = cgroups::freeze(&st.cgroups, false);
+            }
+            kill_wait(&st)
+        }
+        s => {
+            return Err(Error::msg(format!(
+                "container {id} is {}: stop it first or use delete --force",
+                s.as_str()
+            )))
+        }
+    }
+    if let Some(ns) = &st.netns {
+        if let Err(e) = in_netns(ns, || network::teardown(&st.tap, None).map_err(Error::from)) {
+            crate::log::warn(&format!("container {id}: removing tap {}: {e}", st.tap));
+        }
+    }
+    cgroups::remove(&st.cgroups);
+    let mut stopped = st.oci_json();
+    stopped["status"] = "stopped".into();
+    hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
+    dir.remove()?;
+    Ok(())
+}
+
+fn kill_wait(st: &crate::state::State) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+    wait_gone(st.pid, st.pid_start);
+}
+
+/// Runs `f` inside the network namespace at `path`, then returns to ours.
+fn in_netns<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::sched::{setns, CloneFlags};
+    let ours = std::fs::File::open("/proc/self/ns/net")
+        .map_err(|e| Error::sys("opening /proc/self/ns/net", e))?;
+    let theirs = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // The namespace is gone, and with it the tap.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return f(),
+        Err(e) => {
+            return Err(Error::sys(
+                format!("opening network namespace {}", path.display()),
+                e,
+            ))
+        }
+    };
+    setns(&theirs, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::sys(format!("joining network namespace {}", path.display()), e))?;
+    let r = f();
+    setns(&ours, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::sys("returning to the runtime's network namespace", e))?;
+    r
+}

@@ -1,0 +1,49 @@
+//! One file per operation. Each takes the [`Runtime`] (global flags and
+//! config) and a container ID.
+
+mod create;
+mod delete;
+mod kill;
+mod pause;
+mod ps;
+mod start;
+mod state;
+
+pub use create::{create, CreateOpts, Outcome};
+pub use delete::delete;
+pub use kill::{kill, parse_signal};
+pub use pause::{pause, resume};
+pub use ps::ps;
+pub use start::start;
+pub use state::state;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::{State, StateDir};
+use std::path::PathBuf;
+
+/// Global flags plus the loaded config.
+pub struct Runtime {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub config: Config,
+}
+
+impl Runtime {
+    pub fn dir(&self, id: &str) -> Result<StateDir> {
+        Ok(StateDir::new(&self.root, id)?)
+    }
+
+    /// True when `id` is a container urunc created.
+    pub fn owns(&self, id: &str) -> bool {
+        StateDir::new(&self.root, id)
+            .map(|d| d.exists())
+            .unwrap_or(false)
+    }
+
+    pub fn load(&self, id: &str) -> Result<(StateDir, State)> {
+        let d = self.dir(id)?;
+        let s = d.load()?;
+        Ok((d, s))
+    }
+}

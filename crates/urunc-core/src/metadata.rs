@@ -1,0 +1,287 @@
+//! Unikernel metadata: the `com.urunc.unikernel.*` keys.
+//!
+//! Sources, first match wins: the OCI spec's annotations (when any key of
+//! ours is there), else `/urunc.json` at the root of the container rootfs.
+//!
+//! # Value encoding rule
+//!
+//! Images built for the Go urunc store every value base64-encoded; users
+//! write plain text. A value is taken as base64 **iff** it is canonical
+//! padded standard base64 (length a multiple of 4, alphabet `A-Za-z0-9+/`,
+//! `=` only as trailing padding) **and** decodes to non-empty UTF-8 text
+//! without control characters (tab and newline allowed). Otherwise it is
+//! plain text. Every plain value a user would write for these keys fails
+//! that test (`qemu`, `unikraft`, `true` decode to invalid UTF-8; paths
+//! contain `.` or have lengths that are not a multiple of 4, ...); a user
+//! can always force plain text by writing the value base64-encoded.
+
+use crate::error::MetadataError;
+use base64::Engine;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const PREFIX: &str = "com.urunc.unikernel.";
+pub const KEY_TYPE: &str = "com.urunc.unikernel.unikernelType";
+pub const KEY_HYPERVISOR: &str = "com.urunc.unikernel.hypervisor";
+pub const KEY_BINARY: &str = "com.urunc.unikernel.binary";
+pub const KEY_CMDLINE: &str = "com.urunc.unikernel.cmdline";
+pub const KEY_VERSION: &str = "com.urunc.unikernel.unikernelVersion";
+pub const KEY_INITRD: &str = "com.urunc.unikernel.initrd";
+pub const KEY_BLOCK: &str = "com.urunc.unikernel.block";
+pub const KEY_BLK_MNT: &str = "com.urunc.unikernel.blkMntPoint";
+pub const KEY_USE_DM_BLOCK: &str = "com.urunc.unikernel.useDMBlock";
+pub const KEY_MOUNT_ROOTFS: &str = "com.urunc.unikernel.mountRootfs";
+
+/// The metadata file at the root of the container rootfs.
+pub const FILE_NAME: &str = "urunc.json";
+
+/// Decoded metadata values (still untrusted text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub unikernel_type: Option<String>,
+    pub hypervisor: Option<String>,
+    pub binary: Option<String>,
+    pub cmdline: Option<String>,
+    pub version: Option<String>,
+    pub initrd: Option<String>,
+    pub block: Option<String>,
+    pub blk_mnt_point: Option<String>,
+    pub use_dm_block: bool,
+    pub mount_rootfs: bool,
+}
+
+/// Where the metadata was found (for messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Annotations,
+    File,
+}
+
+/// Applies the documented rule: base64 when canonical and printable text.
+pub fn decode_value(raw: &str) -> String {
+    if raw.is_empty() || raw.len() % 4 != 0 {
+        return raw.to_string();
+    }
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
+        return raw.to_string();
+    };
+    match String::from_utf8(bytes) {
+        Ok(s) if !s.is_empty() && !s.chars().any(|c| c.is_control() && c != '\t' && c != '\n') => s,
+        _ => raw.to_string(),
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, MetadataError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        _ => Err(MetadataError::invalid(
+            key,
+            format!("{v:?} is not a boolean (true or false)"),
+        )),
+    }
+}
+
+impl Metadata {
+    /// Builds metadata from a map of raw (possibly base64) values.
+    pub fn from_map<'a, I>(entries: I) -> Result<Metadata, MetadataError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut m = Metadata::default();
+        for (k, raw) in entries {
+            if !k.starts_with(PREFIX) {
+                continue;
+            }
+            let v = decode_value(raw);
+            let slot = match k {
+                KEY_TYPE => &mut m.unikernel_type,
+                KEY_HYPERVISOR => &mut m.hypervisor,
+                KEY_BINARY => &mut m.binary,
+                KEY_CMDLINE => &mut m.cmdline,
+                KEY_VERSION => &mut m.version,
+                KEY_INITRD => &mut m.initrd,
+                KEY_BLOCK => &mut m.block,
+                KEY_BLK_MNT => &mut m.blk_mnt_point,
+                KEY_USE_DM_BLOCK => {
+                    m.use_dm_block = parse_bool(k, &v)?;
+                    continue;
+                }
+                KEY_MOUNT_ROOTFS => {
+                    m.mount_rootfs = parse_bool(k, &v)?;
+                    continue;
+                }
+                // Unknown keys under our prefix are ignored: newer images
+                // may carry keys this version does not use.
+                _ => continue,
+            };
+            *slot = (!v.is_empty()).then_some(v);
+        }
+        Ok(m)
+    }
+
+    /// True when the metadata names a unikernel at all.
+    pub fn is_unikernel(&self) -> bool {
+        self.unikernel_type.is_some() || self.hypervisor.is_some() || self.binary.is_some()
+    }
+
+    /// Reads `/urunc.json` in `rootfs`. `Ok(None)` when there is none.
+    pub fn from_rootfs(rootfs: &Path) -> Result<Option<Metadata>, MetadataError> {
+        let path = rootfs.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(MetadataError::File {
+                    path,
+                    problem: e.to_string(),
+                })
+            }
+        };
+        let map: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| MetadataError::File {
+                path: path.clone(),
+                problem: format!("not a flat JSON object of strings: {e}"),
+            })?;
+        let mut pairs = Vec::with_capacity(map.len());
+        for (k, v) in &map {
+            match v {
+                serde_json::Value::String(s) => pairs.push((k.as_str(), s.as_str())),
+                other => {
+                    return Err(MetadataError::File {
+                        path,
+                        problem: format!("key {k}: value {other} is not a string"),
+                    })
+                }
+            }
+        }
+        Self::from_map(pairs).map(Some)
+    }
+
+    /// Annotations first, then the rootfs file.
+    pub fn discover(
+        annotations: Option<&HashMap<String, String>>,
+        rootfs: &Path,
+    ) -> Result<Option<(Metadata, Source)>, MetadataError> {
+        if let Some(a) = annotations {
+            let m = Self::from_map(a.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            if m.is_unikernel() {
+                return Ok(Some((m, Source::Annotations)));
+            }
+        }
+        Ok(Self::from_rootfs(rootfs)?.map(|m| (m, Source::File)))
+    }
+}
+
+/// A hint appended to validation errors for values that look like broken
+/// base64 (so a user knows why the value was taken as plain text).
+pub fn base64_hint(raw: &str) -> &'static str {
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
+    if raw.len() >= 4 && raw.chars().all(alphabet) && (raw.ends_with('=') || raw.len() % 4 != 0) {
+        " (the value looks like base64 but is not valid padded standard base64, so it was read as plain text)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn plain_values_stay_plain() {
+        for v in [
+            "qemu",
+            "hvt",
+            "spt",
+            "firecracker",
+            "unikraft",
+            "rumprun",
+            "mirage",
+            "mewz",
+            "linux",
+            "true",
+            "false",
+            "/unikernel/kernel",
+            "/boot/kernel",
+            "0.16.1",
+            "nginx -c /nginx/conf/nginx.conf",
+        ] {
+            assert_eq!(decode_value(v), v, "{v}");
+        }
+    }
+
+    #[test]
+    fn base64_values_are_decoded() {
+        for v in [
+            "qemu",
+            "unikraft",
+            "/unikernel/app_qemu-x86_64",
+            "a b c",
+            "true",
+        ] {
+            assert_eq!(decode_value(&b64(v)), v);
+        }
+    }
+
+    #[test]
+    fn from_map_mixed_forms() {
+        let t = b64("unikraft");
+        let m = Metadata::from_map([
+            (KEY_TYPE, t.as_str()),
+            (KEY_HYPERVISOR, "qemu"),
+            (KEY_BINARY, "/unikernel/kernel"),
+            (KEY_USE_DM_BLOCK, "dHJ1ZQ=="),
+            ("other.key", "x"),
+        ])
+        .unwrap();
+        assert_eq!(m.unikernel_type.as_deref(), Some("unikraft"));
+        assert_eq!(m.hypervisor.as_deref(), Some("qemu"));
+        assert_eq!(m.binary.as_deref(), Some("/unikernel/kernel"));
+        assert!(m.use_dm_block);
+    }
+
+    #[test]
+    fn bad_bool_names_key() {
+        let e = Metadata::from_map([(KEY_USE_DM_BLOCK, "maybe")]).unwrap_err();
+        assert!(e.to_string().contains(KEY_USE_DM_BLOCK), "{e}");
+    }
+
+    #[test]
+    fn rootfs_file_and_annotations_precedence() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            format!(
+                r#"{{"{KEY_TYPE}":"{}","{KEY_HYPERVISOR}":"{}"}}"#,
+                b64("linux"),
+                b64("qemu")
+            ),
+        )
+        .unwrap();
+        let (m, src) = Metadata::discover(None, d.path()).unwrap().unwrap();
+        assert_eq!(
+            (m.unikernel_type.as_deref(), src),
+            (Some("linux"), Source::File)
+        );
+        let ann: HashMap<_, _> = [(KEY_TYPE.to_string(), "mewz".to_string())].into();
+        let (m, src) = Metadata::discover(Some(&ann), d.path()).unwrap().unwrap();
+        assert_eq!(
+            (m.unikernel_type.as_deref(), src),
+            (Some("mewz"), Source::Annotations)
+        );
+        std::fs::write(d.path().join(FILE_NAME), "[1,2]").unwrap();
+        assert!(Metadata::discover(None, d.path()).is_err());
+    }
+
+    #[test]
+    fn hint_for_broken_base64() {
+        assert!(!base64_hint("dW5pa3JhZn").is_empty());
+        assert!(base64_hint("qemu").is_empty());
+    }
+}

@@ -1,0 +1,110 @@
+//! Virtual machine monitors. Each one turns a [`MonitorRequest`] into the
+//! argv it is exec'd with (plus any config file it reads), as a value,
+//! without running anything. Adding a monitor is one file here plus one
+//! line in [`REGISTRY`] (and its name in [`KNOWN`] and [`crate::compat`]).
+
+use crate::config::MonitorConfig;
+use crate::guest::GuestNeeds;
+use std::path::{Path, PathBuf};
+
+mod qemu;
+
+/// Every monitor name the metadata may use.
+pub static KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
+
+/// Monitors implemented in this build.
+pub static REGISTRY: &[&dyn Monitor] = &[&qemu::Qemu];
+
+pub fn lookup(name: &str) -> Option<&'static dyn Monitor> {
+    REGISTRY.iter().copied().find(|m| m.name() == name)
+}
+
+/// The NIC the guest gets: the container's tap and eth0's MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    pub tap: String,
+    pub mac: [u8; 6],
+}
+
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Everything a monitor needs to build its command line. Paths are as the
+/// monitor will see them (inside the container's sandbox root).
+#[derive(Debug, Clone)]
+pub struct MonitorRequest<'a> {
+    pub binary: &'a Path,
+    pub kernel: &'a Path,
+    pub initrd: Option<&'a Path>,
+    pub block: Option<&'a Path>,
+    /// Guest command line words (see [`crate::guest::Guest::words`]).
+    pub guest_words: &'a [String],
+    pub needs: GuestNeeds,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub nic: Option<&'a Nic>,
+    pub seccomp: bool,
+    pub config: &'a MonitorConfig,
+    /// A private directory (as the monitor sees it) for files the monitor
+    /// reads, e.g. a config file.
+    pub work_dir: &'a Path,
+}
+
+/// The monitor's launch, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorCommand {
+    pub argv: Vec<String>,
+    /// Files to write before exec: (path as the monitor sees it, contents).
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// Device nodes the monitor opens.
+    pub devices: Vec<PathBuf>,
+}
+
+pub trait Monitor: Sync {
+    /// Name used in the `hypervisor` metadata key and the config file.
+    fn name(&self) -> &'static str;
+    /// Executable looked up in `$PATH` when the config file names none.
+    fn default_binary(&self) -> &'static str;
+    /// Memory the monitor process needs beyond guest RAM, in MiB.
+    fn default_overhead_mib(&self) -> u64;
+    fn command(&self, req: &MonitorRequest) -> Result<MonitorCommand, String>;
+}
+
+/// Finds the monitor's executable: the config file's path, else `$PATH`.
+pub fn find_binary(monitor: &dyn Monitor, cfg: &MonitorConfig) -> Result<PathBuf, String> {
+    if let Some(p) = &cfg.path {
+        return if is_executable(p) {
+            Ok(p.clone())
+        } else {
+            Err(format!(
+                "{} (from the config file) is not an executable file",
+                p.display()
+            ))
+        };
+    }
+    let name = monitor.default_binary();
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            format!("{name} not found in $PATH; install it or set its path in the config file")
+        })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Escapes a value for QEMU's comma-separated option syntax.
+pub(crate) fn qemu_opt_escape(s: &str) -> String {
+    s.replace(',', ",,")
+}

@@ -1,0 +1,102 @@
+//! QEMU (`qemu-system-x86_64`).
+
+use super::{format_mac, qemu_opt_escape, Monitor, MonitorCommand, MonitorRequest};
+
+pub struct Qemu;
+
+const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+impl Monitor for Qemu {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    fn default_binary(&self) -> &'static str {
+        "qemu-system-x86_64"
+    }
+
+    fn default_overhead_mib(&self) -> u64 {
+        64
+    }
+
+    fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {
+        let mut a: Vec<String> = vec![r.binary.display().to_string()];
+        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+        let mem = format!("{}M", r.memory_mib);
+        let smp = r.vcpus.to_string();
+        push(&["-m", &mem, "-smp", &smp]);
+        let mut devices = vec![];
+        match r.config.accel.as_deref().unwrap_or("kvm") {
+            "tcg" => push(&["-accel", "tcg"]),
+            "kvm-tcg" => {
+                push(&["-accel", "kvm", "-accel", "tcg"]);
+                devices.push("/dev/kvm".into());
+            }
+            _ => {
+                push(&["-accel", "kvm"]);
+                devices.push("/dev/kvm".into());
+            }
+        }
+        if let Some(cpu) = &r.config.cpu {
+            push(&["-cpu", cpu]);
+        }
+        if let Some(m) = &r.config.machine {
+            push(&["-M", m]);
+        }
+        if let Some(d) = &r.config.data_dir {
+            push(&["-L", &d.display().to_string()]);
+        }
+        push(&["-nographic", "-vga", "none"]);
+        if r.needs.exit_on_reboot {
+            push(&["-no-reboot"]);
+        }
+        if r.needs.serial_console {
+            push(&["-nodefaults", "-serial", "stdio"]);
+        }
+        if r.needs.debug_exit {
+            push(&["-device", "isa-debug-exit,iobase=0x501,iosize=2"]);
+        }
+        if r.seccomp {
+            push(&["-sandbox", SANDBOX]);
+        }
+        push(&["-kernel", &r.kernel.display().to_string()]);
+        if let Some(i) = r.initrd {
+            push(&["-initrd", &i.display().to_string()]);
+        }
+        match r.nic {
+            Some(nic) => {
+                let netdev = format!(
+                    "tap,id=n0,ifname={},script=no,downscript=no",
+                    qemu_opt_escape(&nic.tap)
+                );
+                let mut dev = format!("virtio-net-pci,netdev=n0,mac={}", format_mac(&nic.mac));
+                if r.needs.modern_virtio {
+                    dev.push_str(",disable-legacy=on,disable-modern=off");
+                }
+                push(&["-netdev", &netdev, "-device", &dev]);
+                devices.push("/dev/net/tun".into());
+            }
+            None => push(&["-nic", "none"]),
+        }
+        if let Some(b) = r.block {
+            let drive = format!(
+                "if=none,id=hd0,format=raw,file={}",
+                qemu_opt_escape(&b.display().to_string())
+            );
+            let mut dev = "virtio-blk-pci,drive=hd0".to_string();
+            if r.needs.modern_virtio {
+                dev.push_str(",disable-legacy=on,disable-modern=off");
+            }
+            push(&["-drive", &drive, "-device", &dev]);
+        }
+        let cmdline = r.guest_words.join(" ");
+        if !cmdline.is_empty() {
+            push(&["-append", &cmdline]);
+        }
+        Ok(MonitorCommand {
+            argv: a,
+            files: vec![],
+            devices,
+        })
+    }
+}

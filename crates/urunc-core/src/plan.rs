@@ -1,0 +1,324 @@
+//! The pure stage: everything urunc decides, decided without touching the
+//! system. [`prepare`] validates the bundle and metadata at `create` (so
+//! that bad input fails before anything exists); [`plan`] adds the facts
+//! only known at `start` (the container's network) and yields a
+//! [`LaunchPlan`], a plain value that `sandbox` applies.
+
+use crate::compat;
+use crate::config::{Config, MonitorConfig};
+use crate::error::{MetadataError, PlanError};
+use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet};
+use crate::metadata::{self, Metadata};
+use crate::monitor::{self, Monitor, MonitorCommand, MonitorRequest, Nic};
+use crate::network::NetFacts;
+use crate::rootfs::resolve_in_root;
+use oci_spec::runtime::Spec;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// A validated unikernel container: what `create` learned.
+pub struct Unikernel {
+    pub guest: &'static dyn Guest,
+    pub monitor: &'static dyn Monitor,
+    pub monitor_binary: PathBuf,
+    pub monitor_config: MonitorConfig,
+    /// Host path of the container rootfs.
+    pub rootfs: PathBuf,
+    /// Host paths, resolved inside the rootfs.
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub block: Option<PathBuf>,
+    pub block_mount_point: Option<String>,
+    pub version: Option<String>,
+    /// Application command line.
+    pub app: Vec<String>,
+    pub env: Vec<String>,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub seccomp: bool,
+    /// Added to the cgroup memory limit for the monitor itself.
+    pub overhead_mib: u64,
+    pub dns_fallback: Ipv4Addr,
+}
+
+impl std::fmt::Debug for Unikernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unikernel")
+            .field("guest", &self.guest.name())
+            .field("monitor", &self.monitor.name())
+            .field("kernel", &self.kernel)
+            .finish_non_exhaustive()
+    }
+}
+
+fn resolve_file(rootfs: &Path, key: &str, value: &str) -> Result<PathBuf, MetadataError> {
+    let p = resolve_in_root(rootfs, value).map_err(|e| MetadataError::invalid(key, e))?;
+    match std::fs::metadata(&p) {
+        Ok(m) if m.is_file() => Ok(p),
+        Ok(_) => Err(MetadataError::invalid(
+            key,
+            format!("{value:?} is not a regular file in the rootfs"),
+        )),
+        Err(_) => Err(MetadataError::invalid(
+            key,
+            format!(
+                "{value:?} does not exist in the rootfs{}",
+                metadata::base64_hint(value)
+            ),
+        )),
+    }
+}
+
+/// Validates metadata against the bundle and config.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    md: &Metadata,
+    cfg: &Config,
+) -> Result<Unikernel, PlanError> {
+    use metadata::*;
+    let ty = md
+        .unikernel_type
+        .as_deref()
+        .ok_or_else(|| MetadataError::invalid(KEY_TYPE, "missing (the unikernel framework)"))?;
+    let guest = guest::lookup(ty).ok_or_else(|| {
+        MetadataError::invalid(
+            KEY_TYPE,
+            format!(
+                "{ty:?} is not a known framework (known: {}){}",
+                guest::names().join(", "),
+                base64_hint(ty)
+            ),
+        )
+    })?;
+    let hv = md
+        .hypervisor
+        .as_deref()
+        .ok_or_else(|| MetadataError::invalid(KEY_HYPERVISOR, "missing (the monitor)"))?;
+    if !monitor::KNOWN.contains(&hv) {
+        return Err(MetadataError::invalid(
+            KEY_HYPERVISOR,
+            format!(
+                "{hv:?} is not a known monitor (known: {}){}",
+                monitor::KNOWN.join(", "),
+                base64_hint(hv)
+            ),
+        )
+        .into());
+    }
+    if !compat::supported(ty, hv) {
+        return Err(MetadataError::invalid(
+            KEY_HYPERVISOR,
+            format!(
+                "{ty} cannot run on {hv} (it runs on: {})",
+                compat::monitors_for(ty).join(", ")
+            ),
+        )
+        .into());
+    }
+    let mon = monitor::lookup(hv).ok_or_else(|| PlanError::Monitor {
+        monitor: hv.into(),
+        problem: "not available in this build of urunc".into(),
+    })?;
+    let mcfg = cfg.monitor(hv);
+    let bin = md.binary.as_deref().ok_or_else(|| {
+        MetadataError::invalid(KEY_BINARY, "missing (the kernel's path in the rootfs)")
+    })?;
+    let kernel = resolve_file(rootfs, KEY_BINARY, bin)?;
+    let initrd = md
+        .initrd
+        .as_deref()
+        .map(|v| resolve_file(rootfs, KEY_INITRD, v))
+        .transpose()?;
+    let block = md
+        .block
+        .as_deref()
+        .map(|v| resolve_file(rootfs, KEY_BLOCK, v))
+        .transpose()?;
+    let monitor_binary =
+        monitor::find_binary(mon, &mcfg).map_err(|problem| PlanError::Monitor {
+            monitor: hv.into(),
+            problem,
+        })?;
+
+    let process = spec.process().as_ref();
+    let args: Vec<String> = process.and_then(|p| p.args().clone()).unwrap_or_default();
+    let app = if args.is_empty() {
+        md.cmdline
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    } else {
+        args
+    };
+    let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
+
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let mem_limit = resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|l| *l > 0);
+    let memory_mib = match mem_limit {
+        Some(bytes) => {
+            let mib = (bytes as u64) >> 20;
+            if mib == 0 {
+                return Err(PlanError::Guest {
+                    guest: ty.into(),
+                    problem: format!("memory limit {bytes} bytes is below 1 MiB"),
+                });
+            }
+            mib
+        }
+        None => mcfg.default_memory_mib.unwrap_or(cfg.default_memory_mib),
+    };
+    let min = guest.needs().min_memory_mib;
+    if memory_mib < min {
+        return Err(PlanError::Guest {
+            guest: ty.into(),
+            problem: format!("{memory_mib} MiB of memory is below its minimum of {min} MiB (raise the container's memory limit)"),
+        });
+    }
+    let cpu = resources.and_then(|r| r.cpu().as_ref());
+    let from_quota = cpu.and_then(|c| match (c.quota(), c.period()) {
+        (Some(q), Some(p)) if q > 0 && p > 0 => Some(((q as u64).div_ceil(p)).max(1) as u32),
+        _ => None,
+    });
+    let vcpus = cfg
+        .vcpus
+        .or(from_quota)
+        .or(mcfg.default_vcpus)
+        .unwrap_or(cfg.default_vcpus)
+        .max(1);
+    let seccomp = cfg.seccomp
+        && spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some();
+    Ok(Unikernel {
+        guest,
+        monitor: mon,
+        overhead_mib: mcfg.overhead_mib.unwrap_or(mon.default_overhead_mib()),
+        monitor_binary,
+        monitor_config: mcfg,
+        rootfs: rootfs.to_path_buf(),
+        kernel,
+        initrd,
+        block,
+        block_mount_point: md.blk_mnt_point.clone(),
+        version: md.version.clone(),
+        app,
+        env,
+        memory_mib,
+        vcpus,
+        seccomp,
+        dns_fallback: cfg.dns_fallback,
+    })
+}
+
+/// How host paths appear to the monitor.
+#[derive(Debug, Clone)]
+pub enum View {
+    /// The monitor sees the host's paths (no mount namespace).
+    Host,
+    /// The monitor runs in a sandbox root where the container rootfs is
+    /// mounted at this path, and its own work directory at `work`.
+    Sandbox { rootfs: PathBuf, work: PathBuf },
+}
+
+/// The container's network as `start` found it.
+#[derive(Debug, Clone)]
+pub struct NetInput<'a> {
+    pub facts: &'a NetFacts,
+    pub tap: &'a str,
+    pub dns: Option<Ipv4Addr>,
+}
+
+/// The monitor's launch and what must exist for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    pub command: MonitorCommand,
+    pub nic: Option<Nic>,
+    pub guest_net: Option<GuestNet>,
+}
+
+impl Unikernel {
+    fn in_view(&self, view: &View, host: &Path) -> PathBuf {
+        match view {
+            View::Host => host.to_path_buf(),
+            View::Sandbox { rootfs, .. } => {
+                rootfs.join(host.strip_prefix(&self.rootfs).unwrap_or(host))
+            }
+        }
+    }
+}
+
+/// Builds the monitor's command line. Pure: no system access.
+pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<LaunchPlan, PlanError> {
+    let guest_net = net.map(|n| GuestNet {
+        ip: n.facts.ip,
+        prefix: n.facts.prefix,
+        gateway: n.facts.gateway,
+        dns: n.dns.or(Some(u.dns_fallback)),
+    });
+    let nic = net.map(|n| Nic {
+        tap: n.tap.to_string(),
+        mac: n.facts.mac,
+    });
+    let block = u.block.as_ref().map(|_| GuestBlock {
+        mount_point: u.block_mount_point.clone(),
+    });
+    let gargs = GuestArgs {
+        app: &u.app,
+        env: &u.env,
+        net: guest_net.as_ref(),
+        initrd: u.initrd.is_some(),
+        block: block.as_ref(),
+        version: u.version.as_deref(),
+        monitor: u.monitor.name(),
+    };
+    let mut words = u.guest.words(&gargs).map_err(|problem| PlanError::Guest {
+        guest: u.guest.name().into(),
+        problem,
+    })?;
+    // Extra kernel parameters from the config go before the application's
+    // own arguments.
+    let at = words.iter().position(|w| w == "--").unwrap_or(words.len());
+    words.splice(at..at, u.monitor_config.extra_guest_args.iter().cloned());
+
+    let kernel = u.in_view(view, &u.kernel);
+    let initrd = u.initrd.as_ref().map(|p| u.in_view(view, p));
+    let blk = u.block.as_ref().map(|p| u.in_view(view, p));
+    let work = match view {
+        View::Host => PathBuf::from("/tmp"),
+        View::Sandbox { work, .. } => work.clone(),
+    };
+    let req = MonitorRequest {
+        binary: &u.monitor_binary,
+        kernel: &kernel,
+        initrd: initrd.as_deref(),
+        block: blk.as_deref(),
+        guest_words: &words,
+        needs: u.guest.needs(),
+        memory_mib: u.memory_mib,
+        vcpus: u.vcpus,
+        nic: nic.as_ref(),
+        seccomp: u.seccomp,
+        config: &u.monitor_config,
+        work_dir: &work,
+    };
+    let command = u
+        .monitor
+        .command(&req)
+        .map_err(|problem| PlanError::Monitor {
+            monitor: u.monitor.name().into(),
+            problem,
+        })?;
+    Ok(LaunchPlan {
+        command,
+        nic,
+        guest_net,
+    })
+}

@@ -1,0 +1,407 @@
+//! The waiting process: forked by `create`, it enters the container's
+//! namespaces and blocks on a socket until `start`; then it applies the
+//! [`LaunchPlan`](crate::plan::LaunchPlan) (network, sandbox root, user)
+//! and `execve`s the monitor, so that the container's PID is the
+//! monitor's. Failures before the exec are written back to `start`; a
+//! successful exec closes the socket (close-on-exec), which `start` reads
+//! as success. All fork/exec code lives here and runs single-threaded.
+
+pub mod console;
+pub mod namespaces;
+pub mod root;
+
+use crate::config::Config;
+use crate::error::{Context, Error, Result};
+use crate::plan::{self, NetInput, Unikernel, View};
+use crate::state::StateDir;
+use crate::timestamps::{ts, Recorder};
+use crate::{hooks, network};
+use nix::unistd::{fork, ForkResult};
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+/// What the waiting process needs, all in memory from `create`.
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub unikernel: &'a Unikernel,
+    pub config: &'a Config,
+    pub state_dir: &'a StateDir,
+    pub console_socket: Option<PathBuf>,
+    /// State JSON handed to createContainer/startContainer hooks.
+    pub state_json: String,
+}
+
+/// The parent's end after [`spawn`].
+pub struct Spawned {
+    pub pid: i32,
+    channel: BufReader<UnixStream>,
+}
+
+fn send_line(s: &mut UnixStream, line: &str) {
+    let _ = s.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes());
+}
+
+fn read_line(r: &mut BufReader<UnixStream>) -> Option<String> {
+    let mut l = String::new();
+    match r.read_line(&mut l) {
+        Ok(n) if n > 0 => Some(l.trim_end_matches('\n').to_string()),
+        _ => None,
+    }
+}
+
+/// Forks the waiting process into the spec's namespaces. Returns its host
+/// PID once it exists; it is not our child (it is reparented to the
+/// caller's subreaper, e.g. the shim, once `create` exits).
+pub fn spawn(l: &Launch) -> Result<Spawned> {
+    let nss = l
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.namespaces().clone())
+        .unwrap_or_default();
+    namespaces::check(&nss)?;
+    let slave = match (
+        &l.console_socket,
+        l.spec.process().as_ref().and_then(|p| p.terminal()),
+    ) {
+        (Some(sock), Some(true)) => Some(console::setup(sock)?),
+        (None, Some(true)) => {
+            return Err(Error::msg(
+                "process.terminal is true but no --console-socket was given",
+            ))
+        }
+        _ => None,
+    };
+    let listener = console::bind(&l.state_dir.socket())?;
+    let (parent, child) =
+        UnixStream::pair().ctx(|| "creating the create/start channel".to_string())?;
+    // SAFETY: urunc is single-threaded here, so the child may run arbitrary
+    // code after fork.
+    match unsafe { fork() }.ctx(|| "fork".to_string())? {
+        ForkResult::Parent { child: c1 } => {
+            drop(child);
+            drop(listener);
+            drop(slave);
+            let mut channel = BufReader::new(parent);
+            let first = read_line(&mut channel);
+            let _ = nix::sys::wait::waitpid(c1, None);
+            match first
+                .as_deref()
+                .map(|s| s.split_once(' ').unwrap_or((s, "")))
+            {
+                Some(("pid", p)) => {
+                    let pid = p
+                        .parse()
+                        .map_err(|_| Error::msg(format!("bad pid from waiting process: {p:?}")))?;
+                    Ok(Spawned { pid, channel })
+                }
+                Some(("error", msg)) => Err(Error::msg(msg.to_string())),
+                _ => Err(Error::msg(
+                    "the waiting process died while entering namespaces",
+                )),
+            }
+        }
+        ForkResult::Child => {
+            drop(parent);
+            let mut ch = child;
+            let code = match intermediate(l, &nss, &mut ch, slave, listener) {
+                Ok(()) => 0,
+                Err(e) => {
+                    send_line(&mut ch, &format!("error {e}"));
+                    1
+                }
+            };
+            // SAFETY: leaving the forked intermediate without running the
+            // parent's destructors or atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// First child: enters namespaces, forks the waiting process (so that a new
+/// PID namespace applies to it), reports its PID and exits.
+fn intermediate(
+    l: &Launch,
+    nss: &[oci_spec::runtime::LinuxNamespace],
+    ch: &mut UnixStream,
+    slave: Option<OwnedFd>,
+    listener: UnixListener,
+) -> Result<()> {
+    let entered = namespaces::enter(nss)?;
+    if entered.new_mount {
+        root::make_private()?;
+    }
+    // SAFETY: still single-threaded.
+    match unsafe { fork() }.ctx(|| "fork".to_string())? {
+        ForkResult::Parent { child } => {
+            send_line(ch, &format!("pid {child}"));
+            Ok(())
+        }
+        ForkResult::Child => {
+            let mut ch = ch.try_clone().ctx(|| "channel".to_string())?;
+            let code = match waiting(l, &entered, &mut ch, slave, listener) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    crate::log::error(&e.to_string());
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+enum Never {}
+
+/// The waiting process itself.
+fn waiting(
+    l: &Launch,
+    entered: &namespaces::Entered,
+    ch: &mut UnixStream,
+    slave: Option<OwnedFd>,
+    listener: UnixListener,
+) -> Result<Never> {
+    nix::unistd::setsid().ctx(|| "setsid".to_string())?;
+    if let Some(s) = slave {
+        for fd in 0..3 {
+            nix::unistd::dup2(s.as_raw_fd(), fd).ctx(|| "console: dup2".to_string())?;
+        }
+        // SAFETY: TIOCSCTTY on our own pty slave (now fd 0).
+        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+    }
+    if entered.new_uts {
+        if let Some(h) = l.spec.hostname() {
+            nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
+        }
+    }
+    // createContainer hooks, when the parent says the runtime hooks ran.
+    let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
+    match read_line(&mut r).as_deref() {
+        Some("hooks") => {
+            let hs = l
+                .spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.create_container().clone())
+                .unwrap_or_default();
+            match hooks::run_all("createContainer", &hs, &l.state_json) {
+                Ok(()) => send_line(ch, "ok"),
+                Err(e) => {
+                    send_line(ch, &format!("error {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        _ => {
+            return Err(Error::msg(
+                "create went away before the container was created",
+            ))
+        }
+    }
+    drop(r);
+    // Block until `start`.
+    let (mut conn, _) = listener.accept().ctx(|| "waiting for start".to_string())?;
+    match start_monitor(l, entered) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = conn.write_all(e.to_string().as_bytes());
+            Err(e)
+        }
+    }
+}
+
+/// Applies the plan and execs the monitor. Returns only on failure.
+fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
+    let rec = Recorder::new(&l.config.timestamps, l.id);
+    rec.mark(ts::START_SIGNALLED);
+    let u = l.unikernel;
+    let tap = network::tap_name(l.id);
+    let facts = network::discover()?;
+    let (uid, gid) = l
+        .spec
+        .process()
+        .as_ref()
+        .map(|p| (p.user().uid(), p.user().gid()))
+        .unwrap_or((0, 0));
+    if let Some(f) = &facts {
+        network::setup(f, &tap, uid, gid)?;
+    }
+    rec.mark(ts::START_NETWORK);
+    let result = (|| {
+        let dns = network::nameserver(&u.rootfs.join("etc/resolv.conf"));
+        let net = facts.as_ref().map(|f| NetInput {
+            facts: f,
+            tap: &tap,
+            dns,
+        });
+        let view = if entered.new_mount {
+            View::Sandbox {
+                rootfs: root::ROOTFS.into(),
+                work: root::WORK.into(),
+            }
+        } else {
+            View::Host
+        };
+        let launch = plan::plan(u, &view, net.as_ref())?;
+        rec.mark(ts::START_PLANNED);
+        let hs = l
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default();
+        hooks::run_all("startContainer", &hs, &l.state_json)?;
+        if entered.new_mount {
+            let readonly = l
+                .spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false);
+            root::enter(&root::RootRequest {
+                mountpoint: &l.state_dir.path.join(crate::state::SANDBOX_DIR),
+                rootfs: &u.rootfs,
+                rootfs_readonly: readonly,
+                monitor_binary: &u.monitor_binary,
+                devices: &launch.command.devices,
+                files: &launch.command.files,
+            })?;
+        } else {
+            for (p, data) in &launch.command.files {
+                std::fs::write(p, data).ctx(|| format!("writing {}", p.display()))?;
+            }
+        }
+        rec.mark(ts::START_SANDBOX);
+        become_user(l.spec)?;
+        rec.mark(ts::START_EXEC);
+        exec(&launch.command.argv)
+    })();
+    if facts.is_some() {
+        let _ = network::teardown(&tap, facts.as_ref().map(|f| f.ifname.as_str()));
+    }
+    result
+}
+
+/// Switches to `process.user` and applies the process attributes.
+fn become_user(spec: &Spec) -> Result<()> {
+    let Some(p) = spec.process() else {
+        return Ok(());
+    };
+    if let Some(rl) = p.rlimits() {
+        for r in rl {
+            let res = rlimit_resource(&format!("{:?}", r.typ()));
+            if let Some(res) = res {
+                let lim = libc::rlimit {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                };
+                // SAFETY: setrlimit with a valid, initialised struct.
+                if unsafe { libc::setrlimit(res, &lim) } != 0 {
+                    return Err(Error::sys(
+                        format!("process.rlimits: setting {:?}", r.typ()),
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(adj) = p.oom_score_adj() {
+        // Lowering it needs CAP_SYS_RESOURCE; keep going without it.
+        let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
+    }
+    if p.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with constant, valid arguments.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    }
+    let user = p.user();
+    let (uid, gid) = (user.uid(), user.gid());
+    let groups: Vec<nix::unistd::Gid> = user
+        .additional_gids()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(nix::unistd::Gid::from_raw)
+        .collect();
+    nix::unistd::setgroups(&groups).ctx(|| format!("process.user: setgroups {groups:?}"))?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
+        .ctx(|| format!("process.user: setgid {gid}"))?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))
+        .ctx(|| format!("process.user: setuid {uid}"))?;
+    Ok(())
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(
+        match name.to_ascii_uppercase().trim_start_matches("RLIMIT") {
+            "AS" => libc::RLIMIT_AS,
+            "CORE" => libc::RLIMIT_CORE,
+            "CPU" => libc::RLIMIT_CPU,
+            "DATA" => libc::RLIMIT_DATA,
+            "FSIZE" => libc::RLIMIT_FSIZE,
+            "LOCKS" => libc::RLIMIT_LOCKS,
+            "MEMLOCK" => libc::RLIMIT_MEMLOCK,
+            "MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+            "NICE" => libc::RLIMIT_NICE,
+            "NOFILE" => libc::RLIMIT_NOFILE,
+            "NPROC" => libc::RLIMIT_NPROC,
+            "RSS" => libc::RLIMIT_RSS,
+            "RTPRIO" => libc::RLIMIT_RTPRIO,
+            "RTTIME" => libc::RLIMIT_RTTIME,
+            "SIGPENDING" => libc::RLIMIT_SIGPENDING,
+            "STACK" => libc::RLIMIT_STACK,
+            _ => return None,
+        },
+    )
+}
+
+fn exec(argv: &[String]) -> Result<Never> {
+    let c: Vec<CString> = argv
+        .iter()
+        .map(|a| {
+            CString::new(a.as_str())
+                .map_err(|_| Error::msg(format!("monitor argument {a:?} contains a NUL byte")))
+        })
+        .collect::<Result<_>>()?;
+    let env = [
+        CString::new("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .unwrap_or_default(),
+        CString::new("HOME=/").unwrap_or_default(),
+    ];
+    let Some(prog) = c.first() else {
+        return Err(Error::msg("empty monitor command line"));
+    };
+    let e = nix::unistd::execve(prog, &c, &env).unwrap_err();
+    Err(Error::sys(format!("executing monitor {}", argv[0]), e))
+}
+
+impl Spawned {
+    /// Asks the waiting process to run the createContainer hooks.
+    pub fn run_container_hooks(&mut self) -> Result<()> {
+        send_line(self.channel.get_mut(), "hooks");
+        match read_line(&mut self.channel).as_deref() {
+            Some("ok") => Ok(()),
+            Some(l) if l.starts_with("error ") => Err(Error::msg(l["error ".len()..].to_string())),
+            _ => Err(Error::msg(
+                "the waiting process died while running createContainer hooks",
+            )),
+        }
+    }
+}
+
+/// `start`: wakes the waiting process; returns once the monitor is exec'd,
+/// or the reason it could not be.
+pub fn signal_start(state_dir: &StateDir) -> Result<()> {
+    let mut s = console::connect(&state_dir.socket())?;
+    let mut msg = String::new();
+    let _ = s.read_to_string(&mut msg);
+    if msg.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::msg(msg))
+    }
+}

@@ -1,0 +1,164 @@
+//! The monitor's root: a fresh tmpfs holding only what the monitor needs —
+//! read-only binds of the host's `/usr` (binary, libraries, firmware), the
+//! dynamic linker cache, the device nodes it opens, `/proc`, and the
+//! container rootfs at [`ROOTFS`]. Nothing is written into the container's
+//! rootfs, and everything disappears with the container's mount namespace
+//! when the monitor exits, so `delete` has nothing to undo here.
+
+use crate::error::{Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::path::{Path, PathBuf};
+
+/// Where the container rootfs appears inside the sandbox.
+pub const ROOTFS: &str = "/rootfs";
+/// The monitor's private work directory inside the sandbox.
+pub const WORK: &str = "/run/urunc";
+
+const NONE: Option<&str> = None;
+
+/// Device nodes every monitor may open.
+const BASE_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Host top-level entries mirrored read-only (symlinks stay symlinks).
+const SYSTEM: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+pub struct RootRequest<'a> {
+    /// Empty directory to mount the sandbox on.
+    pub mountpoint: &'a Path,
+    pub rootfs: &'a Path,
+    pub rootfs_readonly: bool,
+    pub monitor_binary: &'a Path,
+    pub devices: &'a [PathBuf],
+    /// Files to write (path inside the sandbox, contents).
+    pub files: &'a [(PathBuf, Vec<u8>)],
+}
+
+fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<()> {
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(src), dst, NONE, flags, NONE)
+        .ctx(|| format!("sandbox: binding {} on {}", src.display(), dst.display()))?;
+    if readonly {
+        mount(
+            NONE,
+            dst,
+            NONE,
+            flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            NONE,
+        )
+        .ctx(|| format!("sandbox: making {} read-only", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn inside(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+fn bind_file(root: &Path, host: &Path, readonly: bool) -> Result<()> {
+    let dst = inside(root, host);
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent)
+            .ctx(|| format!("sandbox: creating {}", parent.display()))?;
+    }
+    std::fs::File::create(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
+    bind(host, &dst, readonly, false)
+}
+
+/// Builds the sandbox on `req.mountpoint` and makes it the root.
+pub fn enter(req: &RootRequest) -> Result<()> {
+    let root = req.mountpoint;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0755,size=64m"),
+    )
+    .ctx(|| format!("sandbox: mounting tmpfs on {}", root.display()))?;
+    for s in SYSTEM {
+        let host = Path::new(s);
+        let Ok(md) = std::fs::symlink_metadata(host) else {
+            continue;
+        };
+        let dst = inside(root, host);
+        if md.file_type().is_symlink() {
+            let target = std::fs::read_link(host).ctx(|| format!("sandbox: reading link {s}"))?;
+            std::os::unix::fs::symlink(&target, &dst)
+                .ctx(|| format!("sandbox: linking {}", dst.display()))?;
+        } else if md.is_dir() {
+            std::fs::create_dir(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
+            bind(host, &dst, true, true)?;
+        }
+    }
+    if !SYSTEM.iter().any(|s| req.monitor_binary.starts_with(s)) {
+        bind_file(root, req.monitor_binary, true)?;
+    }
+    if Path::new("/etc/ld.so.cache").exists() {
+        bind_file(root, Path::new("/etc/ld.so.cache"), true)?;
+    }
+    std::fs::create_dir_all(inside(root, Path::new("/dev")))
+        .ctx(|| "sandbox: creating /dev".to_string())?;
+    for d in BASE_DEVICES
+        .iter()
+        .map(Path::new)
+        .chain(req.devices.iter().map(PathBuf::as_path))
+    {
+        if d.exists() && !inside(root, d).exists() {
+            bind_file(root, d, false)?;
+        }
+    }
+    for dir in ["/proc", "/tmp", WORK, ROOTFS] {
+        std::fs::create_dir_all(inside(root, Path::new(dir)))
+            .ctx(|| format!("sandbox: creating {dir}"))?;
+    }
+    mount(
+        Some("proc"),
+        &inside(root, Path::new("/proc")),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        NONE,
+    )
+    .ctx(|| "sandbox: mounting /proc".to_string())?;
+    bind(
+        req.rootfs,
+        &inside(root, Path::new(ROOTFS)),
+        req.rootfs_readonly,
+        true,
+    )?;
+    for (p, data) in req.files {
+        let dst = inside(root, p);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)
+                .ctx(|| format!("sandbox: creating {}", parent.display()))?;
+        }
+        std::fs::write(&dst, data).ctx(|| format!("sandbox: writing {}", p.display()))?;
+    }
+    pivot(root)
+}
+
+/// `pivot_root(".", ".")` then detach the old root: no directory for the
+/// old root is needed.
+fn pivot(root: &Path) -> Result<()> {
+    nix::unistd::chdir(root).ctx(|| format!("sandbox: chdir {}", root.display()))?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "sandbox: pivot_root".to_string())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "sandbox: detaching the old root".to_string())?;
+    nix::unistd::chdir("/").ctx(|| "sandbox: chdir /".to_string())?;
+    Ok(())
+}
+
+/// Stops mounts made in this mount namespace from reaching the host.
+pub fn make_private() -> Result<()> {
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+        .ctx(|| "making / private in the container's mount namespace".to_string())
+}
