@@ -12,6 +12,16 @@ use serde_json::Value;
 use support::archive::{pack_ok, Image};
 use support::containerd::{which, Containerd, ContainerdOptions};
 
+/// The OCI name of the host architecture, so that engines that filter by
+/// platform (ctr import) take the image.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 /// Packs a small image; returns (tempdir, archive path, manifest digest).
 fn packed(reference: &str) -> (tempfile::TempDir, PathBuf, String) {
     let t = tempfile::tempdir().unwrap();
@@ -37,6 +47,8 @@ fn packed(reference: &str) -> (tempfile::TempDir, PathBuf, String) {
         "org.example.owner=tests",
         "--ref",
         reference,
+        "--arch",
+        host_arch(),
         "-o",
         &p(&out),
     ]);
@@ -88,7 +100,7 @@ fn skopeo_reads_the_archive() {
     assert!(o.status.success(), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Digest"], digest.as_str());
-    assert_eq!(v["Architecture"], "amd64");
+    assert_eq!(v["Architecture"], host_arch());
     assert_eq!(v["Os"], "linux");
     assert_plain_labels(&v["Labels"]);
 
@@ -211,7 +223,7 @@ fn ctr_imports_the_archive() {
         .find(|l| l.starts_with(name))
         .unwrap_or_else(|| panic!("{name} not listed:\n{ls}"));
     assert!(line.contains(&digest), "{line}");
-    assert!(line.contains("linux/amd64"), "{line}");
+    assert!(line.contains(&format!("linux/{}", host_arch())), "{line}");
 
     // Unpacked into the overlayfs snapshotter: one layer, so the snapshot
     // key (chain id) is the diff id; the rootfs holds urunc.json.
