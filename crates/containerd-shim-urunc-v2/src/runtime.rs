@@ -195,7 +195,7 @@ impl Runtime {
                 (!s.is_empty()).then_some(s)
             })
             .unwrap_or_else(|| format!("exit status {code}"));
-        Err(format!("{} {verb} failed: {msg}", self.binary))
+        Err(format!("OCI runtime {verb} failed: {msg}"))
     }
 }
 

@@ -1,0 +1,298 @@
+//! End to end through Debian's containerd 1.6: `ctr run --runtime
+//! io.containerd.urunc.v2` with this crate's shim, which drives the OCI
+//! runtime named by `$URUNC_SHIM_TEST_RUNTIME` (default `runc`; set it to
+//! urunc's binary to run the same tests through urunc).
+
+mod support;
+
+use std::process::Stdio;
+
+use support::{need, text, Containerd, IMAGE, RUNTIME};
+
+#[test]
+fn echo_hello_prints_and_exits_zero() {
+    if need("echo_hello_prints_and_exits_zero").is_none() {
+        return;
+    }
+    let c = Containerd::start("echo");
+    let out = c.run("hello1", &[], &["/bin/busybox", "echo", "hello"]);
+    assert!(
+        out.status.success(),
+        "ctr run failed: {:?}\nstderr: {}\ncontainerd:\n{}",
+        out.status,
+        text(&out.stderr),
+        c.log_tail()
+    );
+    assert_eq!(text(&out.stdout), "hello\n");
+    assert!(
+        c.shim_gone("hello1"),
+        "shim for hello1 still running: {:?}",
+        c.shim_pids("hello1")
+    );
+    assert!(
+        !c.runtime_state("hello1").exists(),
+        "runtime state left behind"
+    );
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+    assert!(c.ctr(&["container", "info", "hello1"]).stdout.is_empty());
+}
+
+#[test]
+fn exit_status_and_stderr_are_passed_on() {
+    if need("exit_status_and_stderr_are_passed_on").is_none() {
+        return;
+    }
+    let c = Containerd::start("exit");
+    let out = c.run(
+        "exit3",
+        &[],
+        &["/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "to-out\n");
+    assert!(
+        text(&out.stderr).contains("to-err"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(c.shim_gone("exit3"));
+}
+
+#[test]
+fn stdin_reaches_the_container() {
+    if need("stdin_reaches_the_container").is_none() {
+        return;
+    }
+    let c = Containerd::start("stdin");
+    let out = c.run_with_stdin("cat1", &["/bin/cat"], b"line one\nline two\n");
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "line one\nline two\n");
+}
+
+#[test]
+fn long_running_task_ls_ps_pause_resume_kill() {
+    if need("long_running_task_ls_ps_pause_resume_kill").is_none() {
+        return;
+    }
+    let c = Containerd::start("sleep");
+    let id = "sleep1";
+    let child = c
+        .ctr_cmd(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        c.wait_status(id, "RUNNING"),
+        "task never RUNNING: {:?}\n{}",
+        c.task_status(id),
+        c.log_tail()
+    );
+
+    // ps lists the container's process, whose PID task ls reports.
+    let ls = text(&c.ctr(&["task", "ls"]).stdout);
+    let pid: u32 = ls
+        .lines()
+        .find(|l| l.starts_with(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    let ps = c.ctr(&["task", "ps", id]);
+    assert!(ps.status.success(), "task ps: {}", text(&ps.stderr));
+    assert!(
+        text(&ps.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "task ps does not list {pid}:\n{}",
+        text(&ps.stdout)
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(
+        comm.trim() == "sleep" || comm.trim() == "busybox",
+        "pid {pid} is {comm:?}"
+    );
+
+    // Exactly one shim serves the container.
+    assert_eq!(c.shim_pids(id).len(), 1, "shims: {:?}", c.shim_pids(id));
+    let bundle = c.bundle(id);
+    assert!(bundle.join("init.pid").exists());
+    assert!(
+        c.runtime_state(id).exists(),
+        "no runtime state at {}",
+        c.runtime_state(id).display()
+    );
+
+    let p = c.ctr(&["task", "pause", id]);
+    if p.status.success() {
+        assert_eq!(c.task_status(id).as_deref(), Some("PAUSED"));
+        let r = c.ctr(&["task", "resume", id]);
+        assert!(r.status.success(), "resume: {}", text(&r.stderr));
+        assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
+    } else {
+        println!(
+            "SKIP: pause/resume: the runtime cannot pause here: {}",
+            text(&p.stderr)
+        );
+    }
+
+    let k = c.ctr(&["task", "kill", "-s", "KILL", id]);
+    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "ctr run stderr: {}",
+        text(&out.stderr)
+    );
+
+    assert!(
+        c.shim_gone(id),
+        "shim for {id} still running: {:?}",
+        c.shim_pids(id)
+    );
+    assert!(!c.runtime_state(id).exists(), "runtime state left behind");
+    assert!(!bundle.exists(), "bundle left behind: {}", bundle.display());
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
+
+#[test]
+fn runtime_error_reaches_the_user() {
+    if need("runtime_error_reaches_the_user").is_none() {
+        return;
+    }
+    let c = Containerd::start("err");
+    let out = c.run("nope1", &[], &["/bin/does-not-exist"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("OCI runtime create failed"), "stderr: {err}");
+    assert!(err.contains("/bin/does-not-exist"), "stderr: {err}");
+    assert!(c.shim_gone("nope1"));
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
+
+#[test]
+fn terminal_mode_uses_a_pty() {
+    if need("terminal_mode_uses_a_pty").is_none() {
+        return;
+    }
+    let Some(script) = support::which("script") else {
+        println!("SKIP: terminal_mode_uses_a_pty: script(1) not found (bsdutils)");
+        return;
+    };
+    let c = Containerd::start("tty");
+    // ctr -t needs a terminal of its own: script(1) gives it one.
+    let cmd = format!(
+        "ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} tty1 \
+         /bin/sh -c 'tty; echo on-a-tty; exit 5'",
+        c.sock.display(),
+        c.namespace
+    );
+    let out = std::process::Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "stdout: {o}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(o.contains("/dev/pts/"), "not on a pty: {o}");
+    assert!(o.contains("on-a-tty"), "output: {o}");
+    assert!(c.shim_gone("tty1"));
+}
+
+#[test]
+fn detached_task_delete_cleans_up() {
+    if need("detached_task_delete_cleans_up").is_none() {
+        return;
+    }
+    let c = Containerd::start("detach");
+    let id = "det1";
+    // PID 1 of a PID namespace ignores SIGTERM unless it handles it.
+    let script = "trap 'exit 7' TERM; while true; do sleep 1; done";
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
+    // Deleting a running task is refused.
+    let d = c.ctr(&["task", "delete", id]);
+    assert!(!d.status.success(), "deleting a running task succeeded");
+    // Until the shell has installed its trap, SIGTERM is ignored: repeat
+    // it (bounded) until the task stops.
+    let mut stopped = false;
+    for _ in 0..60 {
+        let k = c.ctr(&["task", "kill", "-s", "TERM", id]);
+        if !k.status.success() {
+            break;
+        }
+        for _ in 0..5 {
+            if c.task_status(id).as_deref() == Some("STOPPED") {
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if stopped {
+            break;
+        }
+    }
+    assert!(stopped, "status {:?}", c.task_status(id));
+    // A second kill of a finished task is an error, not a crash.
+    let k2 = c.ctr(&["task", "kill", "-s", "KILL", id]);
+    assert!(!k2.status.success());
+    let d = c.ctr(&["task", "delete", id]);
+    assert!(d.status.success(), "delete: {}", text(&d.stderr));
+    // ctr reports the exit status the shim returned from Delete.
+    assert!(
+        text(&d.stderr).contains("exit code 7"),
+        "delete: {}",
+        text(&d.stderr)
+    );
+    assert!(c.task_status(id).is_none());
+    assert!(c.shim_gone(id), "shim for {id} still running");
+    assert!(!c.runtime_state(id).exists());
+    let cd = c.ctr(&["container", "delete", id]);
+    assert!(
+        cd.status.success(),
+        "container delete: {}",
+        text(&cd.stderr)
+    );
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
