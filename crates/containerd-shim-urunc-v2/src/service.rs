@@ -17,11 +17,15 @@ use containerd_shim::{
         events::task::{
             TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
         },
-        protobuf::{well_known_types::timestamp::Timestamp, Message, MessageDyn, MessageField},
-        shim::oci::Options,
+        protobuf::{
+            well_known_types::{any::Any, timestamp::Timestamp},
+            Message, MessageField,
+        },
+        shim::{event::Envelope, events::ForwardRequest, oci::Options},
         topics,
         ttrpc::{self, context::Context, Code},
         types::task::ProcessInfo,
+        EventsClient,
     },
     publisher::RemotePublisher,
     util::timestamp,
@@ -198,9 +202,43 @@ struct State {
     early_exits: VecDeque<(i32, i32, Timestamp)>,
 }
 
+/// An event for containerd, already encoded. The type name is written out
+/// rather than taken from the message descriptor: building protobuf
+/// descriptors at run time costs each shim a few hundred KiB of heap.
 struct Event {
     topic: &'static str,
-    msg: Box<dyn MessageDyn>,
+    type_url: &'static str,
+    value: Vec<u8>,
+}
+
+/// Connect to containerd's TTRPC endpoint for events.
+fn events_client() -> Option<EventsClient> {
+    let addr = std::env::var("TTRPC_ADDRESS").ok()?;
+    let fd = shim::util::connect(&addr)
+        .map_err(|e| warn!("connect to containerd at {addr}: {e}"))
+        .ok()?;
+    ttrpc::Client::new(fd)
+        .map(EventsClient::new)
+        .map_err(|e| warn!("connect to containerd at {addr}: {e}"))
+        .ok()
+}
+
+fn forward(client: &EventsClient, namespace: &str, ev: &Event) -> Result<(), ttrpc::Error> {
+    let req = ForwardRequest {
+        envelope: MessageField::some(Envelope {
+            timestamp: MessageField::some(now()),
+            namespace: namespace.to_string(),
+            topic: ev.topic.to_string(),
+            event: MessageField::some(Any {
+                type_url: ev.type_url.to_string(),
+                value: ev.value.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client.forward(Context::default(), &req).map(drop)
 }
 
 struct Inner {
@@ -222,14 +260,29 @@ pub struct Service {
 
 impl Service {
     fn new(namespace: String, exit: Arc<ExitSignal>, publisher: RemotePublisher) -> Service {
+        // The crate's publisher encodes through protobuf descriptors (see
+        // `Event`); this shim keeps its own connection instead.
+        drop(publisher);
         let (tx, rx) = mpsc::channel::<Event>();
         let ns = namespace.clone();
         // Events go out in order from one thread, never from inside a
         // request handler.
         thread::spawn(move || {
+            let mut client = None;
             for ev in rx {
-                if let Err(e) = publisher.publish(Context::default(), ev.topic, &ns, ev.msg) {
-                    warn!("publish {}: {e}", ev.topic);
+                // One reconnection attempt per event if containerd went away.
+                for _ in 0..2 {
+                    if client.is_none() {
+                        client = events_client();
+                    }
+                    let Some(c) = &client else { break };
+                    match forward(c, &ns, &ev) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            warn!("publish {}: {e}", ev.topic);
+                            client = None;
+                        }
+                    }
                 }
             }
         });
@@ -264,9 +317,20 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn publish(&self, topic: &'static str, msg: Box<dyn MessageDyn>) {
+    fn publish<M: Message>(&self, topic: &'static str, type_url: &'static str, msg: &M) {
+        let value = match msg.write_to_bytes() {
+            Ok(v) => v,
+            Err(e) => {
+                warn!("encode {type_url}: {e}");
+                return;
+            }
+        };
         if let Ok(tx) = self.events.lock() {
-            let _ = tx.send(Event { topic, msg });
+            let _ = tx.send(Event {
+                topic,
+                type_url,
+                value,
+            });
         }
     }
 
@@ -308,14 +372,15 @@ impl Inner {
         self.changed.notify_all();
         self.publish(
             topics::TASK_EXIT_EVENT_TOPIC,
-            Box::new(TaskExit {
+            "containerd.events.TaskExit",
+            &TaskExit {
                 container_id: id.clone(),
                 id,
                 pid: pid as u32,
                 exit_status: code as u32,
                 exited_at: MessageField::some(ts),
                 ..Default::default()
-            }),
+            },
         );
     }
 
@@ -479,7 +544,8 @@ impl Inner {
         };
         self.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
-            Box::new(TaskCreate {
+            "containerd.events.TaskCreate",
+            &TaskCreate {
                 container_id: id.to_string(),
                 bundle: req.bundle.clone(),
                 rootfs: req.rootfs.clone(),
@@ -493,20 +559,21 @@ impl Inner {
                 checkpoint: req.checkpoint.clone(),
                 pid: pid as u32,
                 ..Default::default()
-            }),
+            },
         );
         if let Some((_, code, ts)) = early {
             self.changed.notify_all();
             self.publish(
                 topics::TASK_EXIT_EVENT_TOPIC,
-                Box::new(TaskExit {
+                "containerd.events.TaskExit",
+                &TaskExit {
                     container_id: id.to_string(),
                     id: id.to_string(),
                     pid: pid as u32,
                     exit_status: code as u32,
                     exited_at: MessageField::some(ts),
                     ..Default::default()
-                }),
+                },
             );
         }
         Ok(pid as u32)
@@ -576,11 +643,12 @@ impl shim::Task for Service {
         })?;
         inner.publish(
             topics::TASK_START_EVENT_TOPIC,
-            Box::new(TaskStart {
+            "containerd.events.TaskStart",
+            &TaskStart {
                 container_id: req.id.clone(),
                 pid: pid as u32,
                 ..Default::default()
-            }),
+            },
         );
         Ok(api::StartResponse {
             pid: pid as u32,
@@ -687,13 +755,14 @@ impl shim::Task for Service {
         let exited_at = c.exited_at.clone().unwrap_or_else(now);
         inner.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
-            Box::new(TaskDelete {
+            "containerd.events.TaskDelete",
+            &TaskDelete {
                 container_id: req.id.clone(),
                 pid: c.pid as u32,
                 exit_status: c.exit_status,
                 exited_at: MessageField::some(exited_at.clone()),
                 ..Default::default()
-            }),
+            },
         );
         inner.changed.notify_all();
         Ok(api::DeleteResponse {
@@ -756,10 +825,11 @@ impl shim::Task for Service {
         })?;
         self.inner.publish(
             topics::TASK_PAUSED_EVENT_TOPIC,
-            Box::new(TaskPaused {
+            "containerd.events.TaskPaused",
+            &TaskPaused {
                 container_id: req.id.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(api::Empty::default())
     }
@@ -775,10 +845,11 @@ impl shim::Task for Service {
         })?;
         self.inner.publish(
             topics::TASK_RESUMED_EVENT_TOPIC,
-            Box::new(TaskResumed {
+            "containerd.events.TaskResumed",
+            &TaskResumed {
                 container_id: req.id.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(api::Empty::default())
     }
