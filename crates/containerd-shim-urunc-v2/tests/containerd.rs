@@ -129,6 +129,13 @@ fn long_running_task_ls_ps_pause_resume_kill() {
     assert_eq!(c.shim_pids(id).len(), 1, "shims: {:?}", c.shim_pids(id));
     let bundle = c.bundle(id);
     assert!(bundle.join("init.pid").exists());
+    // The shim drove the runtime under test (it records its choice).
+    let chosen = std::fs::read_to_string(bundle.join("urunc-shim.json")).unwrap();
+    let chosen: serde_json::Value = serde_json::from_str(&chosen).unwrap();
+    assert_eq!(
+        chosen["binary"].as_str(),
+        Some(support::runtime_under_test().as_str())
+    );
     assert!(
         c.runtime_state(id).exists(),
         "no runtime state at {}",
