@@ -91,6 +91,31 @@ impl Runtime {
         self.run(args, stdio, false).map(drop)
     }
 
+    /// `exec --process P --pid-file F --detach [--console-socket S] ID`
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: ChildStdio,
+    ) -> Result<(), String> {
+        let mut args: Vec<OsString> = vec![
+            "exec".into(),
+            "--process".into(),
+            process.as_os_str().into(),
+            "--pid-file".into(),
+            pid_file.as_os_str().into(),
+            "--detach".into(),
+        ];
+        if let Some(sock) = console_socket {
+            args.push("--console-socket".into());
+            args.push(sock.as_os_str().into());
+        }
+        args.push(id.into());
+        self.run(args, stdio, false).map(drop)
+    }
+
     pub fn start(&self, id: &str) -> Result<(), String> {
         self.simple(&["start", id])
     }

@@ -15,7 +15,8 @@ use containerd_shim::{
     monitor::{monitor_subscribe, ExitEvent, Subject, Topic},
     protos::{
         events::task::{
-            TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+            TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+            TaskResumed, TaskStart,
         },
         protobuf::{
             well_known_types::{any::Any, timestamp::Timestamp},
@@ -179,8 +180,9 @@ enum Status {
     Stopped,
 }
 
-struct Container {
-    bundle: PathBuf,
+/// A process of a container: its init, or one added by `Exec`.
+struct Proc {
+    /// 0 until the process exists (an exec before its start).
     pid: i32,
     status: Status,
     exit_status: u32,
@@ -189,17 +191,152 @@ struct Container {
     stdout: String,
     stderr: String,
     terminal: bool,
-    runtime: Runtime,
-    rootfs_mounted: bool,
     stdin_writer: Option<StdinWriter>,
     console: Option<File>,
     io_done: Option<mpsc::Receiver<()>>,
+    /// OCI process JSON of an exec process.
+    spec: Vec<u8>,
+}
+
+impl Proc {
+    fn new(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> Proc {
+        Proc {
+            pid: 0,
+            status: Status::Created,
+            exit_status: 0,
+            exited_at: None,
+            stdin: stdin.to_string(),
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+            terminal,
+            stdin_writer: None,
+            console: None,
+            io_done: None,
+            spec: Vec::new(),
+        }
+    }
+
+    fn set_io(&mut self, io: ProcIo) {
+        self.stdin_writer = io.stdin_writer;
+        self.console = io.console;
+        self.io_done = io.io_done;
+    }
+
+    fn close_io(&mut self) {
+        if let Some(w) = self.stdin_writer.take() {
+            io::close_writer(&w);
+        }
+        self.console.take();
+    }
+
+    fn task_status(&self) -> TaskStatus {
+        match self.status {
+            Status::Created => TaskStatus::CREATED,
+            Status::Running => TaskStatus::RUNNING,
+            Status::Paused => TaskStatus::PAUSED,
+            Status::Stopped => TaskStatus::STOPPED,
+        }
+    }
+}
+
+struct Container {
+    bundle: PathBuf,
+    runtime: Runtime,
+    rootfs_mounted: bool,
+    init: Proc,
+    execs: HashMap<String, Proc>,
+}
+
+impl Container {
+    fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc, ttrpc::Error> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        self.execs.get_mut(exec_id).ok_or_else(|| {
+            err(
+                Code::NOT_FOUND,
+                format!("exec process {exec_id} of container {id} not found"),
+            )
+        })
+    }
+}
+
+/// What the shim keeps of a process's stdio after the runtime started it.
+#[derive(Default)]
+struct ProcIo {
+    stdin_writer: Option<StdinWriter>,
+    console: Option<File>,
+    io_done: Option<mpsc::Receiver<()>>,
+}
+
+/// Set up stdio for a process and run the runtime command `launch` with it
+/// (`create` or `exec`): FIFOs passed as the runtime's stdio, or, with a
+/// terminal, a console socket whose pty master the shim then copies.
+fn with_stdio(
+    id: &str,
+    terminal: bool,
+    stdin: &str,
+    stdout: &str,
+    stderr: &str,
+    launch: impl FnOnce(ChildStdio, Option<&Path>) -> Result<(), String>,
+) -> Result<ProcIo, String> {
+    if terminal {
+        let sock = ConsoleSocket::new(&std::env::temp_dir(), id)?;
+        let null_out = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok()
+        };
+        let stdio = ChildStdio {
+            stdin: File::open("/dev/null").ok(),
+            stdout: null_out(),
+            stderr: null_out(),
+        };
+        launch(stdio, Some(&sock.path))?;
+        let master = sock.receive_master()?;
+        let io_done = io::spawn_console_copy(&master, stdin, stdout)?;
+        Ok(ProcIo {
+            stdin_writer: None,
+            console: Some(master),
+            io_done: Some(io_done),
+        })
+    } else {
+        let (stdio, writer) = io::setup_pipes(stdin, stdout, stderr)?;
+        if let Err(e) = launch(stdio, None) {
+            if let Some(w) = &writer {
+                io::close_writer(w);
+            }
+            return Err(e);
+        }
+        Ok(ProcIo {
+            stdin_writer: writer,
+            ..Default::default()
+        })
+    }
+}
+
+fn read_pid_file(path: &Path) -> Result<i32, String> {
+    let s = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    match s.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        Ok(p) => Err(format!("pid file {} holds {p}", path.display())),
+        Err(e) => Err(format!("pid file {} holds {s:?}: {e}", path.display())),
+    }
 }
 
 #[derive(Default)]
 struct State {
     containers: HashMap<String, Container>,
     early_exits: VecDeque<(i32, i32, Timestamp)>,
+}
+
+impl State {
+    /// Take the recorded exit of `pid` if it exited before it was known.
+    fn take_early_exit(&mut self, pid: i32) -> Option<(i32, Timestamp)> {
+        let i = self.early_exits.iter().position(|(p, _, _)| *p == pid)?;
+        self.early_exits.remove(i).map(|(_, c, t)| (c, t))
+    }
 }
 
 /// An event for containerd, already encoded. The type name is written out
@@ -246,8 +383,10 @@ struct Inner {
     exit: Arc<ExitSignal>,
     state: Mutex<State>,
     changed: Condvar,
-    /// Held across `start` so that an exit is not reported before the
-    /// start it follows (a short-lived process can exit at once).
+    /// Held while a process is being started (until its PID is recorded
+    /// and TaskStart/TaskExecStarted is queued), and by the exit watcher
+    /// before it handles an exit: a short-lived process's exit is then
+    /// never reported before its start.
     lifecycle: Mutex<()>,
     events: Mutex<mpsc::Sender<Event>>,
 }
@@ -317,6 +456,10 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lifecycle(&self) -> MutexGuard<'_, ()> {
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn publish<M: Message>(&self, topic: &'static str, type_url: &'static str, msg: &M) {
         let value = match msg.write_to_bytes() {
             Ok(v) => v,
@@ -334,17 +477,39 @@ impl Inner {
         }
     }
 
+    fn publish_exit(&self, id: &str, exec_id: &str, pid: i32, code: i32, ts: Timestamp) {
+        self.publish(
+            topics::TASK_EXIT_EVENT_TOPIC,
+            "containerd.events.TaskExit",
+            &TaskExit {
+                container_id: id.to_string(),
+                id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
+                pid: pid as u32,
+                exit_status: code as u32,
+                exited_at: MessageField::some(ts),
+                ..Default::default()
+            },
+        );
+    }
+
     fn process_exit(&self, pid: i32, code: i32) {
-        // Wait for an ongoing start to finish (and publish TaskStart) first.
-        let _order = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
-        let (id, io_done) = {
+        let _order = self.lifecycle();
+        let (id, exec_id, io_done) = {
             let mut st = self.lock();
-            let found = st
-                .containers
-                .iter_mut()
-                .find(|(_, c)| c.pid == pid && c.status != Status::Stopped);
+            let mut found = None;
+            for (id, c) in st.containers.iter_mut() {
+                let live = |p: &Proc| p.pid == pid && p.status != Status::Stopped;
+                if live(&c.init) {
+                    found = Some((id.clone(), String::new(), c.init.io_done.take()));
+                    break;
+                }
+                if let Some((eid, p)) = c.execs.iter_mut().find(|(_, p)| live(p)) {
+                    found = Some((id.clone(), eid.clone(), p.io_done.take()));
+                    break;
+                }
+            }
             match found {
-                Some((id, c)) => (id.clone(), c.io_done.take()),
+                Some(f) => f,
                 None => {
                     if st.early_exits.len() >= EARLY_EXITS {
                         st.early_exits.pop_front();
@@ -360,28 +525,21 @@ impl Inner {
         let ts = now();
         {
             let mut st = self.lock();
-            if let Some(c) = st.containers.get_mut(&id) {
-                c.status = Status::Stopped;
-                c.exit_status = code as u32;
-                c.exited_at = Some(ts.clone());
-                if let Some(w) = c.stdin_writer.take() {
+            if let Some(p) = st
+                .containers
+                .get_mut(&id)
+                .and_then(|c| c.proc_mut(&id, &exec_id).ok())
+            {
+                p.status = Status::Stopped;
+                p.exit_status = code as u32;
+                p.exited_at = Some(ts.clone());
+                if let Some(w) = p.stdin_writer.take() {
                     io::close_writer(&w);
                 }
             }
         }
         self.changed.notify_all();
-        self.publish(
-            topics::TASK_EXIT_EVENT_TOPIC,
-            "containerd.events.TaskExit",
-            &TaskExit {
-                container_id: id.clone(),
-                id,
-                pid: pid as u32,
-                exit_status: code as u32,
-                exited_at: MessageField::some(ts),
-                ..Default::default()
-            },
-        );
+        self.publish_exit(&id, &exec_id, pid, code, ts);
     }
 
     fn get<T>(
@@ -394,6 +552,15 @@ impl Inner {
             Some(c) => f(c),
             None => Err(err(Code::NOT_FOUND, format!("container {id} not found"))),
         }
+    }
+
+    fn get_proc<T>(
+        &self,
+        id: &str,
+        exec_id: &str,
+        f: impl FnOnce(&mut Proc) -> Result<T, ttrpc::Error>,
+    ) -> Result<T, ttrpc::Error> {
+        self.get(id, |c| f(c.proc_mut(id, exec_id)?))
     }
 
     fn runtime_of(&self, id: &str) -> Result<Runtime, ttrpc::Error> {
@@ -446,100 +613,50 @@ impl Inner {
                 mounted = true;
             }
         }
-        let cleanup_mounts = |mounted: bool| {
+        let undo = |msg: String| {
+            let _ = rt.delete(id, true);
             if mounted {
                 if let Err(e) = mount::unmount_all(&rootfs) {
                     warn!("{e}");
                 }
             }
+            msg
         };
 
         // Stdio and the runtime's create.
         let pid_file = bundle.join("init.pid");
-        let mut stdin_writer = None;
-        let mut console = None;
-        let mut io_done = None;
-        let created = if req.terminal {
-            let sock_dir = std::env::temp_dir();
-            ConsoleSocket::new(&sock_dir, id).and_then(|sock| {
-                let null = || File::open("/dev/null").ok();
-                let stdio = ChildStdio {
-                    stdin: null(),
-                    stdout: std::fs::OpenOptions::new()
-                        .write(true)
-                        .open("/dev/null")
-                        .ok(),
-                    stderr: std::fs::OpenOptions::new()
-                        .write(true)
-                        .open("/dev/null")
-                        .ok(),
-                };
-                rt.create(id, &bundle, &pid_file, Some(&sock.path), stdio)?;
-                let master = sock.receive_master()?;
-                io_done = Some(io::spawn_console_copy(&master, &req.stdin, &req.stdout)?);
-                console = Some(master);
-                Ok(())
-            })
-        } else {
-            io::setup_pipes(&req.stdin, &req.stdout, &req.stderr).and_then(|(stdio, w)| {
-                stdin_writer = w;
-                rt.create(id, &bundle, &pid_file, None, stdio)
-            })
-        };
-        if let Err(e) = created {
-            if let Some(w) = &stdin_writer {
-                io::close_writer(w);
-            }
-            let _ = rt.delete(id, true);
-            cleanup_mounts(mounted);
-            return Err(e);
-        }
-        let pid = std::fs::read_to_string(&pid_file)
-            .map_err(|e| format!("read {}: {e}", pid_file.display()))
-            .and_then(|s| {
-                s.trim()
-                    .parse::<i32>()
-                    .map_err(|e| format!("pid file {} holds {s:?}: {e}", pid_file.display()))
-            });
-        let pid = match pid {
-            Ok(p) if p > 0 => p,
-            Ok(p) => Err(format!("pid file {} holds {p}", pid_file.display()))?,
-            Err(e) => {
-                let _ = rt.delete(id, true);
-                cleanup_mounts(mounted);
-                return Err(format!("create {id}: {e}"));
-            }
-        };
+        let pio = with_stdio(
+            id,
+            req.terminal,
+            &req.stdin,
+            &req.stdout,
+            &req.stderr,
+            |stdio, sock| rt.create(id, &bundle, &pid_file, sock, stdio),
+        )
+        .map_err(undo)?;
+        let pid = read_pid_file(&pid_file).map_err(|e| undo(format!("create {id}: {e}")))?;
 
-        let mut c = Container {
-            bundle: bundle.clone(),
-            pid,
-            status: Status::Created,
-            exit_status: 0,
-            exited_at: None,
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-            runtime: rt,
-            rootfs_mounted: mounted,
-            stdin_writer,
-            console,
-            io_done,
-        };
+        let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
+        init.pid = pid;
+        init.set_io(pio);
         let early = {
             let mut st = self.lock();
-            let early = st
-                .early_exits
-                .iter()
-                .position(|(p, _, _)| *p == pid)
-                .and_then(|i| st.early_exits.remove(i));
-            if let Some((_, code, ts)) = &early {
-                c.status = Status::Stopped;
-                c.exit_status = *code as u32;
-                c.exited_at = Some(ts.clone());
+            let early = st.take_early_exit(pid);
+            if let Some((code, ts)) = &early {
+                init.status = Status::Stopped;
+                init.exit_status = *code as u32;
+                init.exited_at = Some(ts.clone());
             }
-            st.containers.insert(id.to_string(), c);
+            st.containers.insert(
+                id.to_string(),
+                Container {
+                    bundle: bundle.clone(),
+                    runtime: rt.clone(),
+                    rootfs_mounted: mounted,
+                    init,
+                    execs: HashMap::new(),
+                },
+            );
             early
         };
         self.publish(
@@ -561,33 +678,115 @@ impl Inner {
                 ..Default::default()
             },
         );
-        if let Some((_, code, ts)) = early {
+        if let Some((code, ts)) = early {
             self.changed.notify_all();
-            self.publish(
-                topics::TASK_EXIT_EVENT_TOPIC,
-                "containerd.events.TaskExit",
-                &TaskExit {
-                    container_id: id.to_string(),
-                    id: id.to_string(),
-                    pid: pid as u32,
-                    exit_status: code as u32,
-                    exited_at: MessageField::some(ts),
-                    ..Default::default()
-                },
-            );
+            self.publish_exit(id, "", pid, code, ts);
         }
         Ok(pid as u32)
     }
-}
 
-fn no_exec(exec_id: &str) -> Result<(), ttrpc::Error> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(err(
-            Code::NOT_FOUND,
-            format!("exec process {exec_id} not found: this shim does not run exec processes"),
-        ))
+    /// Start the init process (`exec_id` empty) or an exec process.
+    fn start(&self, id: &str, exec_id: &str) -> Result<u32, ttrpc::Error> {
+        let _order = self.lifecycle();
+        if exec_id.is_empty() {
+            let (rt, pid, status) =
+                self.get(id, |c| Ok((c.runtime.clone(), c.init.pid, c.init.status)))?;
+            if status != Status::Created {
+                return Err(err(
+                    Code::FAILED_PRECONDITION,
+                    format!("container {id} cannot be started: it is {status:?}"),
+                ));
+            }
+            rt.start(id).map_err(|e| err(Code::UNKNOWN, e))?;
+            self.get(id, |c| {
+                if c.init.status == Status::Created {
+                    c.init.status = Status::Running;
+                }
+                Ok(())
+            })?;
+            self.publish(
+                topics::TASK_START_EVENT_TOPIC,
+                "containerd.events.TaskStart",
+                &TaskStart {
+                    container_id: id.to_string(),
+                    pid: pid as u32,
+                    ..Default::default()
+                },
+            );
+            return Ok(pid as u32);
+        }
+
+        let (rt, bundle, init_status, p) = self.get(id, |c| {
+            let init_status = c.init.status;
+            let p = c.proc_mut(id, exec_id)?;
+            if p.status != Status::Created {
+                return Err(err(
+                    Code::FAILED_PRECONDITION,
+                    format!(
+                        "exec {exec_id} in {id} cannot be started: it is {:?}",
+                        p.status
+                    ),
+                ));
+            }
+            let spec = (
+                p.spec.clone(),
+                p.stdin.clone(),
+                p.stdout.clone(),
+                p.stderr.clone(),
+                p.terminal,
+            );
+            Ok((c.runtime.clone(), c.bundle.clone(), init_status, spec))
+        })?;
+        if init_status != Status::Running {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!("cannot exec in container {id}: it is {init_status:?}"),
+            ));
+        }
+        let (spec, stdin, stdout, stderr, terminal) = p;
+        let tag = format!("{:x}", crate::short_hash(exec_id));
+        let spec_file = bundle.join(format!("exec-{tag}.json"));
+        let pid_file = bundle.join(format!("exec-{tag}.pid"));
+        std::fs::write(&spec_file, &spec)
+            .map_err(|e| err(Code::UNKNOWN, format!("write {}: {e}", spec_file.display())))?;
+        let _ = std::fs::remove_file(&pid_file);
+        let launched = with_stdio(id, terminal, &stdin, &stdout, &stderr, |stdio, sock| {
+            rt.exec(id, &spec_file, &pid_file, sock, stdio)
+        })
+        .and_then(|pio| read_pid_file(&pid_file).map(|pid| (pid, pio)));
+        let _ = std::fs::remove_file(&spec_file);
+        let _ = std::fs::remove_file(&pid_file);
+        let (pid, pio) =
+            launched.map_err(|e| err(Code::UNKNOWN, format!("exec {exec_id} in {id}: {e}")))?;
+        let early = self.lock().take_early_exit(pid);
+        self.get_proc(id, exec_id, |p| {
+            p.pid = pid;
+            p.set_io(pio);
+            match &early {
+                Some((code, ts)) => {
+                    p.status = Status::Stopped;
+                    p.exit_status = *code as u32;
+                    p.exited_at = Some(ts.clone());
+                }
+                None => p.status = Status::Running,
+            }
+            Ok(())
+        })?;
+        self.publish(
+            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            "containerd.events.TaskExecStarted",
+            &TaskExecStarted {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        if let Some((code, ts)) = early {
+            self.changed.notify_all();
+            self.publish_exit(id, exec_id, pid, code, ts);
+        }
+        Ok(pid as u32)
     }
 }
 
@@ -597,7 +796,10 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        let task_pid = self.inner.get(&req.id, |c| Ok(c.pid as u32)).unwrap_or(0);
+        let task_pid = self
+            .inner
+            .get(&req.id, |c| Ok(c.init.pid as u32))
+            .unwrap_or(0);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid,
@@ -624,36 +826,56 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        no_exec(&req.exec_id)?;
-        let inner = &self.inner;
-        let _order = inner.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
-        let (rt, pid, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.pid, c.status)))?;
-        if status != Status::Created {
+        let pid = self.inner.start(&req.id, &req.exec_id)?;
+        Ok(api::StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        if req.exec_id.is_empty() {
             return Err(err(
-                Code::FAILED_PRECONDITION,
-                format!("container {} cannot be started: it is {status:?}", req.id),
+                Code::INVALID_ARGUMENT,
+                format!("exec in {}: empty exec id", req.id),
             ));
         }
-        rt.start(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
-        inner.get(&req.id, |c| {
-            if c.status == Status::Created {
-                c.status = Status::Running;
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        if serde_json::from_slice::<serde_json::Value>(&spec).is_err() {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                format!(
+                    "exec {} in {}: the process spec is not JSON",
+                    req.exec_id, req.id
+                ),
+            ));
+        }
+        self.inner.get(&req.id, |c| {
+            if c.execs.contains_key(&req.exec_id) {
+                return Err(err(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {} in {} already exists", req.exec_id, req.id),
+                ));
             }
+            let mut p = Proc::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
+            p.spec = spec;
+            c.execs.insert(req.exec_id.clone(), p);
             Ok(())
         })?;
-        inner.publish(
-            topics::TASK_START_EVENT_TOPIC,
-            "containerd.events.TaskStart",
-            &TaskStart {
+        self.inner.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            "containerd.events.TaskExecAdded",
+            &TaskExecAdded {
                 container_id: req.id.clone(),
-                pid: pid as u32,
+                exec_id: req.exec_id.clone(),
                 ..Default::default()
             },
         );
-        Ok(api::StartResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+        Ok(api::Empty::default())
     }
 
     fn state(
@@ -661,46 +883,68 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        no_exec(&req.exec_id)?;
         self.inner.get(&req.id, |c| {
-            let status = match c.status {
-                Status::Created => TaskStatus::CREATED,
-                Status::Running => TaskStatus::RUNNING,
-                Status::Paused => TaskStatus::PAUSED,
-                Status::Stopped => TaskStatus::STOPPED,
-            };
+            let bundle = c.bundle.to_string_lossy().into_owned();
+            let p = c.proc_mut(&req.id, &req.exec_id)?;
             Ok(api::StateResponse {
-                id: req.id.clone(),
-                bundle: c.bundle.to_string_lossy().into_owned(),
-                pid: c.pid as u32,
-                status: status.into(),
-                stdin: c.stdin.clone(),
-                stdout: c.stdout.clone(),
-                stderr: c.stderr.clone(),
-                terminal: c.terminal,
-                exit_status: c.exit_status,
-                exited_at: c.exited_at.clone().into(),
+                id: if req.exec_id.is_empty() {
+                    &req.id
+                } else {
+                    &req.exec_id
+                }
+                .clone(),
+                bundle,
+                pid: p.pid as u32,
+                status: p.task_status().into(),
+                stdin: p.stdin.clone(),
+                stdout: p.stdout.clone(),
+                stderr: p.stderr.clone(),
+                terminal: p.terminal,
+                exit_status: p.exit_status,
+                exited_at: p.exited_at.clone().into(),
+                exec_id: req.exec_id.clone(),
                 ..Default::default()
             })
         })
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        no_exec(&req.exec_id)?;
-        let (rt, status) = self
-            .inner
-            .get(&req.id, |c| Ok((c.runtime.clone(), c.status)))?;
-        if status == Status::Stopped {
+        let (rt, pid, status) = self.inner.get(&req.id, |c| {
+            let rt = c.runtime.clone();
+            let p = c.proc_mut(&req.id, &req.exec_id)?;
+            Ok((rt, p.pid, p.status))
+        })?;
+        let what = if req.exec_id.is_empty() {
+            format!("container {}", req.id)
+        } else {
+            format!("exec {} in {}", req.exec_id, req.id)
+        };
+        if status == Status::Stopped || (pid == 0 && !req.exec_id.is_empty()) {
             return Err(err(
                 Code::NOT_FOUND,
-                format!("container {}: process already finished", req.id),
+                format!("{what}: process already finished"),
             ));
         }
-        if let Err(e) = rt.kill(&req.id, req.signal, req.all) {
+        let result = if req.exec_id.is_empty() {
+            rt.kill(&req.id, req.signal, req.all)
+        } else {
+            let sig = i32::try_from(req.signal)
+                .ok()
+                .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+                .ok_or_else(|| {
+                    err(
+                        Code::INVALID_ARGUMENT,
+                        format!("{what}: invalid signal {}", req.signal),
+                    )
+                })?;
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+                .map_err(|e| format!("{what}: kill {pid} with {sig}: {e}"))
+        };
+        if let Err(e) = result {
             // It may have exited while we were asking.
             let stopped = self
                 .inner
-                .get(&req.id, |c| Ok(c.status == Status::Stopped))?;
+                .get_proc(&req.id, &req.exec_id, |p| Ok(p.status == Status::Stopped))?;
             let code = if stopped {
                 Code::NOT_FOUND
             } else {
@@ -716,9 +960,34 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        no_exec(&req.exec_id)?;
         let inner = &self.inner;
-        let (rt, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.status)))?;
+        if !req.exec_id.is_empty() {
+            let p = inner.get(&req.id, |c| {
+                let p = c.proc_mut(&req.id, &req.exec_id)?;
+                if matches!(p.status, Status::Running | Status::Paused) {
+                    return Err(err(
+                        Code::FAILED_PRECONDITION,
+                        format!("exec {} in {} is still running", req.exec_id, req.id),
+                    ));
+                }
+                Ok(c.execs.remove(&req.exec_id))
+            })?;
+            let Some(mut p) = p else {
+                return Err(err(
+                    Code::NOT_FOUND,
+                    format!("exec {} not found", req.exec_id),
+                ));
+            };
+            p.close_io();
+            inner.changed.notify_all();
+            return Ok(api::DeleteResponse {
+                pid: p.pid as u32,
+                exit_status: p.exit_status,
+                exited_at: MessageField::some(p.exited_at.unwrap_or_else(now)),
+                ..Default::default()
+            });
+        }
+        let (rt, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.init.status)))?;
         if matches!(status, Status::Running | Status::Paused) {
             return Err(err(
                 Code::FAILED_PRECONDITION,
@@ -733,69 +1002,60 @@ impl shim::Task for Service {
                 return Err(err(Code::UNKNOWN, e));
             }
         }
-        let c = {
-            let mut st = inner.lock();
-            st.containers.remove(&req.id)
-        };
+        let c = inner.lock().containers.remove(&req.id);
         let Some(mut c) = c else {
             return Err(err(
                 Code::NOT_FOUND,
                 format!("container {} not found", req.id),
             ));
         };
-        if let Some(w) = c.stdin_writer.take() {
-            io::close_writer(&w);
+        c.init.close_io();
+        for p in c.execs.values_mut() {
+            p.close_io();
         }
-        c.console.take();
         if c.rootfs_mounted {
             if let Err(e) = mount::unmount_all(&c.bundle.join("rootfs")) {
                 warn!("{e}");
             }
         }
-        let exited_at = c.exited_at.clone().unwrap_or_else(now);
+        let exited_at = c.init.exited_at.clone().unwrap_or_else(now);
         inner.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
             "containerd.events.TaskDelete",
             &TaskDelete {
                 container_id: req.id.clone(),
-                pid: c.pid as u32,
-                exit_status: c.exit_status,
+                pid: c.init.pid as u32,
+                exit_status: c.init.exit_status,
                 exited_at: MessageField::some(exited_at.clone()),
                 ..Default::default()
             },
         );
         inner.changed.notify_all();
         Ok(api::DeleteResponse {
-            pid: c.pid as u32,
-            exit_status: c.exit_status,
+            pid: c.init.pid as u32,
+            exit_status: c.init.exit_status,
             exited_at: MessageField::some(exited_at),
             ..Default::default()
         })
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        no_exec(&req.exec_id)?;
         let inner = &self.inner;
         let mut st = inner.lock();
         loop {
-            match st.containers.get(&req.id) {
-                None => {
-                    return Err(err(
-                        Code::NOT_FOUND,
-                        format!("container {} not found", req.id),
-                    ))
-                }
-                Some(c) if c.status == Status::Stopped => {
-                    return Ok(api::WaitResponse {
-                        exit_status: c.exit_status,
-                        exited_at: c.exited_at.clone().into(),
-                        ..Default::default()
-                    })
-                }
-                Some(_) => {
-                    st = inner.changed.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
+            let c = st
+                .containers
+                .get_mut(&req.id)
+                .ok_or_else(|| err(Code::NOT_FOUND, format!("container {} not found", req.id)))?;
+            let p = c.proc_mut(&req.id, &req.exec_id)?;
+            if p.status == Status::Stopped {
+                return Ok(api::WaitResponse {
+                    exit_status: p.exit_status,
+                    exited_at: p.exited_at.clone().into(),
+                    ..Default::default()
+                });
             }
+            st = inner.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -818,8 +1078,8 @@ impl shim::Task for Service {
         let rt = self.inner.runtime_of(&req.id)?;
         rt.pause(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
         self.inner.get(&req.id, |c| {
-            if c.status == Status::Running {
-                c.status = Status::Paused;
+            if c.init.status == Status::Running {
+                c.init.status = Status::Paused;
             }
             Ok(())
         })?;
@@ -838,8 +1098,8 @@ impl shim::Task for Service {
         let rt = self.inner.runtime_of(&req.id)?;
         rt.resume(&req.id).map_err(|e| err(Code::UNKNOWN, e))?;
         self.inner.get(&req.id, |c| {
-            if c.status == Status::Paused {
-                c.status = Status::Running;
+            if c.init.status == Status::Paused {
+                c.init.status = Status::Running;
             }
             Ok(())
         })?;
@@ -855,10 +1115,9 @@ impl shim::Task for Service {
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        no_exec(&req.exec_id)?;
         if req.stdin {
-            self.inner.get(&req.id, |c| {
-                if let Some(w) = c.stdin_writer.take() {
+            self.inner.get_proc(&req.id, &req.exec_id, |p| {
+                if let Some(w) = p.stdin_writer.take() {
                     io::close_writer(&w);
                 }
                 Ok(())
@@ -872,14 +1131,14 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        no_exec(&req.exec_id)?;
-        self.inner.get(&req.id, |c| match &c.console {
-            Some(m) => io::resize(m, req.width, req.height).map_err(|e| err(Code::UNKNOWN, e)),
-            None => Err(err(
-                Code::FAILED_PRECONDITION,
-                format!("container {} has no terminal", req.id),
-            )),
-        })?;
+        self.inner
+            .get_proc(&req.id, &req.exec_id, |p| match &p.console {
+                Some(m) => io::resize(m, req.width, req.height).map_err(|e| err(Code::UNKNOWN, e)),
+                None => Err(err(
+                    Code::FAILED_PRECONDITION,
+                    format!("{} {} has no terminal", req.id, req.exec_id),
+                )),
+            })?;
         Ok(api::Empty::default())
     }
 

@@ -303,3 +303,75 @@ fn detached_task_delete_cleans_up() {
         c.mounts_below()
     );
 }
+
+#[test]
+fn exec_runs_in_a_running_container() {
+    if need("exec_runs_in_a_running_container").is_none() {
+        return;
+    }
+    let c = Containerd::start("exec");
+    let id = "exec1";
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sleep",
+        "100",
+    ]);
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+
+    // A short exec: output and exit status come back.
+    let e = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        id,
+        "/bin/sh",
+        "-c",
+        "echo in-exec; exit 4",
+    ]);
+    assert_eq!(e.status.code(), Some(4), "exec stderr: {}", text(&e.stderr));
+    assert_eq!(text(&e.stdout), "in-exec\n");
+
+    // A long exec killed through its exec id: 128 + SIGKILL.
+    let child = c
+        .ctr_cmd(&["task", "exec", "--exec-id", "e2", id, "/bin/sleep", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until e2 is started a kill of it fails; repeat (bounded).
+    let mut killed = false;
+    for _ in 0..100 {
+        let k = c.ctr(&["task", "kill", "--exec-id", "e2", "-s", "KILL", id]);
+        if k.status.success() {
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(killed, "could not kill exec e2");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+
+    // An unknown exec id is a clear error.
+    let k = c.ctr(&["task", "kill", "--exec-id", "nope", id]);
+    assert!(!k.status.success());
+    assert!(
+        text(&k.stderr).contains("nope"),
+        "stderr: {}",
+        text(&k.stderr)
+    );
+
+    // The container itself kept running.
+    assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
+}
