@@ -375,3 +375,88 @@ fn exec_runs_in_a_running_container() {
     // The container itself kept running.
     assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
 }
+
+#[test]
+fn base64_matches_the_standard_alphabet() {
+    assert_eq!(support::base64(b""), "");
+    assert_eq!(support::base64(b"f"), "Zg==");
+    assert_eq!(support::base64(b"fo"), "Zm8=");
+    assert_eq!(support::base64(b"foo"), "Zm9v");
+    assert_eq!(support::base64(b"unikraft"), "dW5pa3JhZnQ=");
+}
+
+/// A unikernel (the project's multiboot test kernel, run by QEMU as a
+/// Unikraft guest) through the shim and urunc. Runs only when the runtime
+/// under test is urunc and the fixtures are built
+/// (`tests/fixtures/build.sh`).
+#[test]
+fn unikernel_runs_through_urunc() {
+    let test = "unikernel_runs_through_urunc";
+    if need(test).is_none() {
+        return;
+    }
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!(
+            "SKIP: {test}: runtime under test is {rt}, not urunc (set URUNC_SHIM_TEST_RUNTIME)"
+        );
+        return;
+    }
+    let kernel = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/build/testkernel.elf");
+    if !kernel.is_file() {
+        println!(
+            "SKIP: {test}: {} missing (run tests/fixtures/build.sh)",
+            kernel.display()
+        );
+        return;
+    }
+    if support::which("qemu-system-x86_64").is_none() {
+        println!("SKIP: {test}: qemu-system-x86_64 not found");
+        return;
+    }
+    let c = Containerd::start("uk");
+    let archive = support::build_unikernel_image(
+        &c.dir,
+        "ushim-testkernel",
+        &kernel,
+        &[
+            ("unikernelType", "unikraft"),
+            ("hypervisor", "qemu"),
+            ("cmdline", "hello-from-shim"),
+        ],
+    );
+    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    // Bounded: a guest that never exits must fail the test, not hang it.
+    let out = std::process::Command::new("timeout")
+        .args(["120", "ctr", "--address"])
+        .arg(&c.sock)
+        .args([
+            "--namespace",
+            &c.namespace,
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+        ])
+        .args(["docker.io/library/ushim-testkernel:latest", "uk1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "timed out; stdout: {o}\n{}",
+        c.log_tail()
+    );
+    assert!(
+        o.contains("URUNC-TESTKERNEL cmdline:"),
+        "stdout: {o}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(o.contains("hello-from-shim"), "stdout: {o}");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(c.shim_gone("uk1"));
+}

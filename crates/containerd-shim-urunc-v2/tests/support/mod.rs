@@ -86,10 +86,79 @@ pub fn build_image(dir: &Path) -> PathBuf {
     for applet in ["sh", "echo", "sleep", "cat", "ls", "tty"] {
         symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
-    let layer_tar = dir.join("layer.tar");
+    pack_rootfs(dir, &rootfs, "img", IMAGE, Some(&["/bin/sh"]))
+}
+
+/// Standard base64 with padding (the form urunc.json values take in
+/// existing unikernel images).
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Write an image for urunc: `kernel` at /unikernel/<name> and /urunc.json
+/// with the given metadata (keys without the `com.urunc.unikernel.` prefix,
+/// values base64-encoded as bunny/bima write them).
+pub fn build_unikernel_image(
+    dir: &Path,
+    name: &str,
+    kernel: &Path,
+    meta: &[(&str, &str)],
+) -> PathBuf {
+    let rootfs = dir.join(format!("{name}-rootfs"));
+    fs::create_dir_all(rootfs.join("unikernel")).unwrap();
+    let file = kernel.file_name().unwrap().to_string_lossy().into_owned();
+    fs::copy(kernel, rootfs.join("unikernel").join(&file)).unwrap();
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "com.urunc.unikernel.binary".into(),
+        base64(format!("/unikernel/{file}").as_bytes()).into(),
+    );
+    for (k, v) in meta {
+        m.insert(
+            format!("com.urunc.unikernel.{k}"),
+            base64(v.as_bytes()).into(),
+        );
+    }
+    fs::write(
+        rootfs.join("urunc.json"),
+        serde_json::Value::Object(m).to_string(),
+    )
+    .unwrap();
+    // No Cmd: urunc then takes the guest's command line from the metadata.
+    let image = format!("docker.io/library/{name}:latest");
+    pack_rootfs(dir, &rootfs, name, &image, None)
+}
+
+/// Pack `rootfs` as a one-layer OCI image named `image_name`; returns the
+/// archive path.
+fn pack_rootfs(
+    dir: &Path,
+    rootfs: &Path,
+    tag: &str,
+    image_name: &str,
+    cmd: Option<&[&str]>,
+) -> PathBuf {
+    let layer_tar = dir.join(format!("{tag}-layer.tar"));
     let st = Command::new("tar")
         .args(["--owner=0", "--group=0", "--numeric-owner", "-C"])
-        .arg(&rootfs)
+        .arg(rootfs)
         .arg("-cf")
         .arg(&layer_tar)
         .arg(".")
@@ -98,7 +167,7 @@ pub fn build_image(dir: &Path) -> PathBuf {
     assert!(st.success(), "tar of the image rootfs failed");
     let layer = fs::read(&layer_tar).unwrap();
 
-    let layout = dir.join("img-layout");
+    let layout = dir.join(format!("{tag}-layout"));
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| -> (String, usize) {
@@ -107,10 +176,14 @@ pub fn build_image(dir: &Path) -> PathBuf {
         (d, data.len())
     };
     let (ld, ls) = put(&layer);
+    let mut image_config = serde_json::json!({"Env": ["PATH=/bin"]});
+    if let Some(cmd) = cmd {
+        image_config["Cmd"] = serde_json::json!(cmd);
+    }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{ld}")]},
-        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}
+        "config": image_config
     })
     .to_string();
     let (cd, cs) = put(config.as_bytes());
@@ -129,7 +202,7 @@ pub fn build_image(dir: &Path) -> PathBuf {
         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                        "digest": format!("sha256:{md}"), "size": ms,
                        "platform": {"architecture": "amd64", "os": "linux"},
-                       "annotations": {"io.containerd.image.name": IMAGE,
+                       "annotations": {"io.containerd.image.name": image_name,
                                        "org.opencontainers.image.ref.name": "latest"}}]
     })
     .to_string();
@@ -139,7 +212,7 @@ pub fn build_image(dir: &Path) -> PathBuf {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-    let archive = dir.join("image.tar");
+    let archive = dir.join(format!("{tag}.tar"));
     let st = Command::new("tar")
         .arg("-C")
         .arg(&layout)
