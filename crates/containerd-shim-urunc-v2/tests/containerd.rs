@@ -460,3 +460,69 @@ fn unikernel_runs_through_urunc() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(c.shim_gone("uk1"));
 }
+
+/// When a shim dies, containerd runs `containerd-shim-urunc-v2 delete` in
+/// the bundle: the container is force-deleted through the runtime and the
+/// rootfs unmounted.
+#[test]
+fn dead_shim_is_cleaned_up_by_the_delete_action() {
+    if need("dead_shim_is_cleaned_up_by_the_delete_action").is_none() {
+        return;
+    }
+    let c = Containerd::start("dead");
+    let id = "dead1";
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sleep",
+        "100",
+    ]);
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    let shims = c.shim_pids(id);
+    assert_eq!(shims.len(), 1, "shims: {shims:?}");
+    let ls = text(&c.ctr(&["task", "ls"]).stdout);
+    let pid: i32 = ls
+        .lines()
+        .find(|l| l.starts_with(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    // SAFETY: kill(2) with a PID read from /proc just above.
+    unsafe {
+        libc::kill(shims[0], libc::SIGKILL);
+    }
+    // containerd notices the dead shim and cleans up (bounded wait).
+    let mut gone = false;
+    for _ in 0..100 {
+        if c.task_status(id).is_none() && !c.runtime_state(id).exists() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        gone,
+        "task {:?}, runtime state exists: {}\n{}",
+        c.task_status(id),
+        c.runtime_state(id).exists(),
+        c.log_tail()
+    );
+    // The container's process is gone (a zombie at most, as nobody reaps
+    // for the dead shim when PID 1 does not).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive = state
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .is_some_and(|st| st != "Z" && st != "X");
+    assert!(!alive, "container process {pid} still alive: {state}");
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
