@@ -9,6 +9,7 @@ mod io;
 mod mount;
 mod runtime;
 mod service;
+mod stats;
 
 /// A stable, short hash of a string (for socket names).
 pub(crate) fn short_hash(s: &str) -> u64 {

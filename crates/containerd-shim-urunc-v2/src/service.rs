@@ -1147,8 +1147,21 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        self.inner.get(&req.id, |_| Ok(()))?;
-        Ok(api::StatsResponse::default())
+        let (pid, status) = self
+            .inner
+            .get(&req.id, |c| Ok((c.init.pid, c.init.status)))?;
+        if status == Status::Stopped {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("container {}: process already finished", req.id),
+            ));
+        }
+        let stats = crate::stats::collect(pid)
+            .map_err(|e| err(Code::UNKNOWN, format!("stats of {}: {e}", req.id)))?;
+        Ok(api::StatsResponse {
+            stats: MessageField::some(stats),
+            ..Default::default()
+        })
     }
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {

@@ -142,6 +142,13 @@ fn long_running_task_ls_ps_pause_resume_kill() {
         c.runtime_state(id).display()
     );
 
+    // Metrics from the container's cgroup (v1 here, v2 elsewhere).
+    let m = c.ctr(&["task", "metrics", id]);
+    assert!(m.status.success(), "task metrics: {}", text(&m.stderr));
+    let mt = text(&m.stdout);
+    assert!(mt.contains("memory."), "task metrics: {mt}");
+    assert!(mt.contains("pids."), "task metrics: {mt}");
+
     let p = c.ctr(&["task", "pause", id]);
     if p.status.success() {
         assert_eq!(c.task_status(id).as_deref(), Some("PAUSED"));
