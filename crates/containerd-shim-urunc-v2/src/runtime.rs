@@ -9,7 +9,7 @@ use std::{
     ffi::OsString,
     fs::File,
     io::{Read, Seek, SeekFrom},
-    os::unix::fs::PermissionsExt,
+    os::{fd::FromRawFd, unix::fs::PermissionsExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -176,41 +176,49 @@ impl Runtime {
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default();
 
+        // Output is captured in memory files, not pipes, and read after the
+        // command exited: a helper the runtime leaves running with an
+        // inherited descriptor cannot make the shim wait for EOF.
+        let out_capture = if capture_stdout {
+            Some(memfile()?)
+        } else {
+            None
+        };
+        let err_capture = if stdio.stderr.is_none() {
+            Some(memfile()?)
+        } else {
+            None
+        };
+        let dup = |f: &File| {
+            f.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| format!("{} {verb}: dup capture file: {e}", self.binary))
+        };
         let mut cmd = Command::new(&binary);
         cmd.args(self.base_args()).args(&args);
         cmd.stdin(stdio.stdin.map_or_else(Stdio::null, Stdio::from));
-        match (capture_stdout, stdio.stdout) {
-            (true, _) => cmd.stdout(Stdio::piped()),
-            (false, Some(f)) => cmd.stdout(Stdio::from(f)),
-            (false, None) => cmd.stdout(Stdio::null()),
+        match (&out_capture, stdio.stdout) {
+            (Some(f), _) => cmd.stdout(dup(f)?),
+            (None, Some(f)) => cmd.stdout(Stdio::from(f)),
+            (None, None) => cmd.stdout(Stdio::null()),
         };
-        // Our own pipe for stderr when the caller gives none, so that a
-        // runtime that fails without logging JSON still explains itself.
-        let own_stderr = stdio.stderr.is_none();
-        match stdio.stderr {
-            Some(f) => cmd.stderr(Stdio::from(f)),
-            None => cmd.stderr(Stdio::piped()),
+        match (&err_capture, stdio.stderr) {
+            (Some(f), _) => cmd.stderr(dup(f)?),
+            (None, Some(f)) => cmd.stderr(Stdio::from(f)),
+            (None, None) => cmd.stderr(Stdio::null()),
         };
 
         // Subscribe before spawning: the reaper may collect the child at once.
         let sub = monitor_subscribe(Topic::Pid)
             .map_err(|e| format!("{} {verb}: cannot watch for its exit: {e}", self.binary))?;
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {} {verb}: {e}", binary.display()))?;
         // Dropping `cmd` closes the parent's copies of the stdio files.
         drop(cmd);
-        let mut stdout = Vec::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_end(&mut stdout);
-        }
-        let mut stderr = Vec::new();
-        if own_stderr {
-            if let Some(mut err) = child.stderr.take() {
-                let _ = err.read_to_end(&mut stderr);
-            }
-        }
         let code = wait_pid(child.id() as i32, sub);
+        let stdout = out_capture.map(read_capture).unwrap_or_default();
+        let stderr = err_capture.map(read_capture).unwrap_or_default();
         if code == 0 {
             return Ok(Output { stdout });
         }
@@ -222,6 +230,29 @@ impl Runtime {
             .unwrap_or_else(|| format!("exit status {code}"));
         Err(format!("OCI runtime {verb} failed: {msg}"))
     }
+}
+
+/// Most of a command's output kept for errors and `ps`.
+const CAPTURE_MAX: u64 = 1 << 20;
+
+/// An anonymous in-memory file.
+fn memfile() -> Result<File, String> {
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns
+    // a new descriptor or -1, checked below.
+    let fd = unsafe { libc::memfd_create(c"urunc-shim-capture".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn read_capture(mut f: File) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = f.take(CAPTURE_MAX).read_to_end(&mut buf);
+    }
+    buf
 }
 
 /// Find the runtime binary: a path is taken as is, a bare name is looked up
@@ -365,6 +396,123 @@ mod tests {
             .contains("not a JSON array"));
         assert!(parse_ps(b"[-1]").unwrap_err().contains("not a PID"));
         assert!(parse_ps(b"oops").unwrap_err().contains("not JSON"));
+    }
+
+    /// In the shim the crate's SIGCHLD handler reaps children and reports
+    /// their exits; unit tests have no such handler, so they get this one.
+    fn test_reaper() {
+        static START: std::sync::Once = std::sync::Once::new();
+        START.call_once(|| {
+            std::thread::spawn(|| loop {
+                use nix::sys::wait::{waitpid, WaitStatus};
+                match waitpid(None, None) {
+                    Ok(WaitStatus::Exited(pid, code)) => {
+                        let _ = containerd_shim::monitor::monitor_notify_by_pid(pid.as_raw(), code);
+                    }
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                        let _ = containerd_shim::monitor::monitor_notify_by_pid(
+                            pid.as_raw(),
+                            128 + sig as i32,
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            });
+        });
+    }
+
+    /// A stand-in runtime: a shell script given its verb (argument 7, after
+    /// the four global flags and their values).
+    fn fake_runtime(dir: &Path, body: &str) -> Runtime {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("fake-runtime");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nlog=\"$4\"\nverb=\"$7\"\n{body}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Runtime::new(script.to_str().unwrap(), dir.join("root"), dir)
+    }
+
+    #[test]
+    fn run_takes_the_error_from_the_json_log() {
+        test_reaper();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = fake_runtime(
+            dir.path(),
+            r#"echo '{"level":"info","msg":"starting"}' >>"$log"
+echo '{"level":"error","msg":"container x: no such kernel /unikernel/k"}' >>"$log"
+echo 'plain stderr' >&2
+exit 1"#,
+        );
+        let e = rt.start("x").unwrap_err();
+        assert_eq!(
+            e,
+            "OCI runtime start failed: container x: no such kernel /unikernel/k"
+        );
+    }
+
+    #[test]
+    fn run_falls_back_to_stderr_then_status() {
+        test_reaper();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = fake_runtime(dir.path(), "echo \"bad $verb\" >&2; exit 3");
+        assert_eq!(
+            rt.kill("x", 9, false).unwrap_err(),
+            "OCI runtime kill failed: bad kill"
+        );
+        let rt = fake_runtime(dir.path(), "exit 4");
+        assert_eq!(
+            rt.pause("x").unwrap_err(),
+            "OCI runtime pause failed: exit status 4"
+        );
+    }
+
+    #[test]
+    fn run_captures_ps_output() {
+        test_reaper();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = fake_runtime(dir.path(), "[ \"$verb\" = ps ] && echo '[42,43]'");
+        assert_eq!(rt.ps("x").unwrap(), vec![42, 43]);
+    }
+
+    #[test]
+    fn run_does_not_wait_for_helpers_holding_its_output() {
+        test_reaper();
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("helper.pid");
+        let rt = fake_runtime(
+            dir.path(),
+            &format!(
+                "sleep 1000 & echo $! > {}; echo failed >&2; exit 1",
+                pidfile.display()
+            ),
+        );
+        let e = rt.resume("x").unwrap_err();
+        assert_eq!(e, "OCI runtime resume failed: failed");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The helper still holds the runtime's stderr and is alive: `run`
+        // returned without waiting for it.
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert!(alive, "run waited for the helper to exit");
+    }
+
+    #[test]
+    fn memfile_round_trip() {
+        use std::io::Write;
+        let mut f = memfile().unwrap();
+        f.write_all(b"captured").unwrap();
+        assert_eq!(read_capture(f), b"captured");
     }
 
     #[test]

@@ -998,7 +998,12 @@ impl shim::Task for Service {
             ));
         }
         if let Err(e) = rt.delete(&req.id, true) {
-            if !e.contains("does not exist") && !e.contains("not exist") {
+            // Already gone (the runtime removed it, or never finished
+            // creating it) is what delete wants.
+            let gone = e.contains("does not exist")
+                || e.contains("not found")
+                || !rt.root.join(&req.id).exists();
+            if !gone {
                 return Err(err(Code::UNKNOWN, e));
             }
         }

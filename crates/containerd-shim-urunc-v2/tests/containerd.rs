@@ -505,7 +505,11 @@ fn dead_shim_is_cleaned_up_by_the_delete_action() {
     // containerd notices the dead shim and cleans up (bounded wait).
     let mut gone = false;
     for _ in 0..100 {
-        if c.task_status(id).is_none() && !c.runtime_state(id).exists() {
+        // The delete action unmounts last.
+        if c.task_status(id).is_none()
+            && !c.runtime_state(id).exists()
+            && c.mounts_below().is_empty()
+        {
             gone = true;
             break;
         }
@@ -513,9 +517,10 @@ fn dead_shim_is_cleaned_up_by_the_delete_action() {
     }
     assert!(
         gone,
-        "task {:?}, runtime state exists: {}\n{}",
+        "task {:?}, runtime state exists: {}, mounts {:?}\n{}",
         c.task_status(id),
         c.runtime_state(id).exists(),
+        c.mounts_below(),
         c.log_tail()
     );
     // The container's process is gone (a zombie at most, as nobody reaps
