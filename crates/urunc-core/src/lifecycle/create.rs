@@ -90,7 +90,8 @@ fn create_in(
     u: &plan::Unikernel,
     rec: &Recorder,
 ) -> Result<Outcome> {
-    let _lock = dir.lock()?;
+    // No lock here: the exclusive mkdir already makes this create the only
+    // one, and a lock fd would be inherited by the waiting process.
     std::fs::create_dir(dir.path.join(SANDBOX_DIR))
         .ctx(|| "creating the sandbox mountpoint".to_string())?;
     let linux = spec.linux().as_ref();

@@ -279,6 +279,10 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         rec.mark(ts::START_SANDBOX);
         become_user(l.spec)?;
         rec.mark(ts::START_EXEC);
+        // Nothing of urunc's (or its caller's) leaks into the monitor: every
+        // descriptor above stdio is closed at exec.
+        // SAFETY: close_range with CLOEXEC only flags descriptors.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
         exec(&launch.command.argv)
     })();
     if facts.is_some() {

@@ -1,0 +1,303 @@
+//! Shared helpers for urunc's integration tests: private state root and
+//! config, bundle builder, fixtures, SKIP checks, waiting as a subreaper.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub fn urunc_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_urunc"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Prints `SKIP: <test>: <reason>` and returns false when not root.
+pub fn need_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("SKIP: {test}: needs root");
+    false
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(bin)).find(|p| p.is_file())
+}
+
+/// Prints SKIP and returns false when `bin` is not on PATH.
+pub fn need_bin(test: &str, bin: &str) -> bool {
+    if which(bin).is_some() {
+        return true;
+    }
+    println!("SKIP: {test}: {bin} not found on PATH");
+    false
+}
+
+/// Root, QEMU: the common precondition of the boot tests.
+pub fn need_qemu(test: &str) -> bool {
+    need_root(test) && need_bin(test, "qemu-system-x86_64")
+}
+
+static FIXTURES: Once = Once::new();
+
+/// Builds (once) and returns tests/fixtures/build.
+pub fn fixtures() -> PathBuf {
+    let root = repo_root();
+    FIXTURES.call_once(|| {
+        let out = Command::new("bash").arg(root.join("tests/fixtures/build.sh")).output().expect("running build.sh");
+        assert!(out.status.success(), "fixtures/build.sh failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    });
+    root.join("tests/fixtures/build")
+}
+
+/// Makes this test process a child subreaper, so that the monitors that
+/// `urunc create` leaves behind become our children and we can wait for
+/// them (what a shim does).
+pub fn subreaper() {
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Waits for `pid` (our child via subreaper) up to `timeout`; exit code, or
+/// 128+signal. None on timeout.
+pub fn wait_exit(pid: i32, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return Some(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                return Some(128 + libc::WTERMSIG(status));
+            }
+        }
+        if r < 0 || Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A private urunc environment: its own `--root` and config file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// QEMU settings for the tiny test kernel (KVM when possible, microvm).
+pub const TINY_CONFIG: &str = "[monitors.qemu]\naccel = \"kvm-tcg\"\nmachine = \"microvm\"\n";
+/// QEMU settings for Linux guests: this host's nested KVM cannot run them.
+pub const LINUX_CONFIG: &str = "[monitors.qemu]\naccel = \"tcg\"\nmachine = \"pc\"\n";
+
+impl Env {
+    pub fn new(config_toml: &str) -> Env {
+        let dir = tempfile::Builder::new().prefix("urunc-test-").tempdir().unwrap();
+        let root = dir.path().join("state");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        let log = dir.path().join("log.json");
+        Env { dir, root, config, log }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(urunc_bin());
+        c.env("URUNC_CONFIG", &self.config).arg("--root").arg(&self.root).arg("--log").arg(&self.log).arg("--log-format").arg("json");
+        c
+    }
+
+    /// Runs urunc with `args`, returning its output.
+    pub fn urunc(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("running urunc")
+    }
+
+    /// Runs urunc and asserts success.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let o = self.urunc(args);
+        assert!(o.status.success(), "urunc {args:?} failed: {}", text(&o));
+        o
+    }
+
+    /// `urunc create` with the container's stdio going to files (a pipe
+    /// would be held open by the container); returns the container PID.
+    pub fn create(&self, bundle: &str, id: &str, extra: &[&str]) -> i32 {
+        let pidfile = self.dir.path().join(format!("{id}.pid"));
+        let out = std::fs::File::create(self.out_path(id)).unwrap();
+        let err = std::fs::File::create(self.dir.path().join(format!("{id}.err"))).unwrap();
+        let st = self
+            .cmd()
+            .args(["create", "--bundle", bundle, "--pid-file", pidfile.to_str().unwrap()])
+            .args(extra)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .unwrap();
+        assert!(st.success(), "urunc create {id} failed: {st}: {}", self.err(id));
+        std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap()
+    }
+
+    pub fn out_path(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("{id}.out"))
+    }
+
+    /// What the container wrote on stdout so far.
+    pub fn out(&self, id: &str) -> String {
+        std::fs::read_to_string(self.out_path(id)).unwrap_or_default()
+    }
+
+    /// What the container (and create) wrote on stderr so far.
+    pub fn err(&self, id: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{id}.err"))).unwrap_or_default()
+    }
+
+    /// Waits until the container's stdout contains `needle`.
+    pub fn wait_out(&self, id: &str, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.out(id).contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.ok(&["state", id]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// State directory entries left for `id`.
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// An OCI bundle in a temp dir.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub spec: Value,
+}
+
+impl Bundle {
+    /// A bundle with an empty rootfs and a minimal spec (new pid, mount,
+    /// ipc, uts and network namespaces; seccomp on).
+    pub fn new() -> Bundle {
+        let dir = tempfile::Builder::new().prefix("urunc-bundle-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rootfs")).unwrap();
+        let spec = json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": [], "env": ["PATH=/usr/bin:/bin"], "cwd": "/"},
+            "root": {"path": "rootfs", "readonly": false},
+            "hostname": "urunc-test",
+            "annotations": {},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}],
+                "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"},
+            },
+        });
+        Bundle { dir, spec }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Copies `src` into the rootfs at `dst` (absolute, inside the rootfs).
+    pub fn add_file(&mut self, src: &Path, dst: &str) -> &mut Self {
+        let to = self.rootfs().join(dst.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src, &to).unwrap_or_else(|e| panic!("copying {} to {}: {e}", src.display(), to.display()));
+        self
+    }
+
+    /// Sets plain-text metadata annotations.
+    pub fn unikernel(&mut self, ty: &str, hv: &str, binary: &str) -> &mut Self {
+        self.annotate("com.urunc.unikernel.unikernelType", ty)
+            .annotate("com.urunc.unikernel.hypervisor", hv)
+            .annotate("com.urunc.unikernel.binary", binary)
+    }
+
+    pub fn annotate(&mut self, k: &str, v: &str) -> &mut Self {
+        self.spec["annotations"][k] = json!(v);
+        self
+    }
+
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.spec["process"]["args"] = json!(args);
+        self
+    }
+
+    pub fn env(&mut self, env: &[&str]) -> &mut Self {
+        self.spec["process"]["env"] = json!(env);
+        self
+    }
+
+    pub fn memory_mib(&mut self, mib: u64) -> &mut Self {
+        self.spec["linux"]["resources"]["memory"]["limit"] = json!(mib << 20);
+        self
+    }
+
+    /// Writes config.json; returns the bundle path as a string.
+    pub fn write(&self) -> String {
+        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&self.spec).unwrap()).unwrap();
+        self.path().to_str().unwrap().to_string()
+    }
+}
+
+/// The tiny test kernel as a Unikraft-style unikernel on QEMU.
+pub fn tiny_bundle(args: &[&str]) -> Bundle {
+    let fx = fixtures();
+    let mut b = Bundle::new();
+    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel").unikernel("unikraft", "qemu", "/unikernel/kernel").args(args);
+    b.write();
+    b
+}
+
+/// The Linux fixture (vmlinux + busybox initramfs) on QEMU.
+pub fn linux_bundle(args: &[&str]) -> Bundle {
+    let fx = fixtures();
+    let mut b = Bundle::new();
+    b.add_file(&fx.join("vmlinux"), "/boot/vmlinux")
+        .add_file(&fx.join("initramfs.cpio.gz"), "/boot/initrd")
+        .unikernel("linux", "qemu", "/boot/vmlinux")
+        .annotate("com.urunc.unikernel.initrd", "/boot/initrd")
+        .args(args);
+    b.write();
+    b
+}
+
+/// Lines of output containing `marker`.
+pub fn marker_lines(out: &str, marker: &str) -> Vec<String> {
+    out.lines().filter_map(|l| l.find(marker).map(|i| l[i..].trim_end().to_string())).collect()
+}
+
+/// True if no process has `needle` in its command line.
+pub fn no_process_with(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().all(|e| {
+        std::fs::read(e.path().join("cmdline")).map(|c| !String::from_utf8_lossy(&c).contains(needle)).unwrap_or(true)
+    })
+}
