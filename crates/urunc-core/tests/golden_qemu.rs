@@ -1,0 +1,207 @@
+//! Golden tests: the exact QEMU argv for each guest × {initrd, disk, no
+//! network, network}. Pure: nothing is run.
+
+use std::path::PathBuf;
+use urunc_core::config::MonitorConfig;
+use urunc_core::network::NetFacts;
+use urunc_core::plan::{plan, NetInput, Unikernel, View};
+use urunc_core::{guest, monitor};
+
+fn unikernel(guest_name: &str) -> Unikernel {
+    Unikernel {
+        guest: guest::lookup(guest_name).unwrap(),
+        monitor: monitor::lookup("qemu").unwrap(),
+        monitor_binary: PathBuf::from("/usr/bin/qemu-system-x86_64"),
+        monitor_config: MonitorConfig::default(),
+        rootfs: PathBuf::from("/bundle/rootfs"),
+        kernel: PathBuf::from("/bundle/rootfs/unikernel/kernel"),
+        initrd: None,
+        block: None,
+        block_mount_point: None,
+        version: None,
+        app: vec!["app".into(), "arg one".into(), "-x".into()],
+        env: vec!["K=V".into()],
+        memory_mib: 256,
+        vcpus: 2,
+        seccomp: true,
+        overhead_mib: 64,
+        dns_fallback: "8.8.8.8".parse().unwrap(),
+    }
+}
+
+fn facts() -> NetFacts {
+    NetFacts {
+        ifname: "eth0".into(),
+        ifindex: 2,
+        ip: "10.10.0.5".parse().unwrap(),
+        prefix: 16,
+        gateway: Some("10.10.0.1".parse().unwrap()),
+        mac: [0x02, 0x42, 0x0a, 0x0a, 0x00, 0x05],
+        mtu: 1450,
+    }
+}
+
+fn view() -> View {
+    View::Sandbox { rootfs: "/rootfs".into(), work: "/run/urunc".into() }
+}
+
+fn argv(u: &Unikernel, net: bool) -> Vec<String> {
+    let f = facts();
+    let n = NetInput { facts: &f, tap: "urunc0a1b2c3d", dns: Some("1.1.1.1".parse().unwrap()) };
+    plan(u, &view(), net.then_some(&n)).unwrap().command.argv
+}
+
+const HEAD: &[&str] = &["/usr/bin/qemu-system-x86_64", "-m", "256M", "-smp", "2", "-accel", "kvm", "-nographic", "-vga", "none"];
+const SANDBOX: &[&str] = &["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"];
+const NETDEV: &[&str] = &["-netdev", "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05"];
+
+fn expect(parts: &[&[&str]]) -> Vec<String> {
+    parts.iter().flat_map(|p| p.iter().map(|s| s.to_string())).collect()
+}
+
+#[test]
+fn unikraft_initrd_net() {
+    let mut u = unikernel("unikraft");
+    u.initrd = Some("/bundle/rootfs/unikernel/initrd".into());
+    assert_eq!(
+        argv(&u, true),
+        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/unikernel/initrd"], NETDEV, &[
+            "-append",
+            "app env.vars=[ K=V ] netdev.ip=10.10.0.5/16:10.10.0.1:1.1.1.1 vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'arg one' -x"
+        ]])
+    );
+}
+
+#[test]
+fn unikraft_no_net_legacy_version() {
+    let mut u = unikernel("unikraft");
+    u.version = Some("0.15.0".into());
+    u.seccomp = false;
+    assert_eq!(
+        argv(&u, false),
+        expect(&[HEAD, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none", "-append", "app -- 'arg one' -x"]])
+    );
+    let mut u = unikernel("unikraft");
+    u.version = Some("0.15.0".into());
+    u.initrd = Some("/bundle/rootfs/i".into());
+    let a = argv(&u, true);
+    assert_eq!(
+        a.last().unwrap(),
+        "app netdev.ipv4_addr=10.10.0.5 netdev.ipv4_gw_addr=10.10.0.1 netdev.ipv4_subnet_mask=255.255.0.0 vfs.rootfs=initrd -- 'arg one' -x"
+    );
+}
+
+#[test]
+fn linux_initrd_net() {
+    let mut u = unikernel("linux");
+    u.initrd = Some("/bundle/rootfs/boot/initrd".into());
+    u.app = vec!["/init".into(), "serve".into()];
+    assert_eq!(
+        argv(&u, true),
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/boot/initrd"], NETDEV, &[
+            "-append",
+            "panic=-1 console=ttyS0 root=/dev/ram0 rw ip=10.10.0.5::10.10.0.1:255.255.0.0:urunc:eth0:off:1.1.1.1 K=V rdinit=/init -- serve"
+        ]])
+    );
+}
+
+#[test]
+fn linux_disk_no_net() {
+    let mut u = unikernel("linux");
+    u.block = Some("/bundle/rootfs/disk,1.img".into());
+    u.app = vec!["/sbin/init".into()];
+    u.env = vec![];
+    assert_eq!(
+        argv(&u, false),
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &[
+            "-kernel",
+            "/rootfs/unikernel/kernel",
+            "-nic",
+            "none",
+            "-drive",
+            "if=none,id=hd0,format=raw,file=/rootfs/disk,,1.img",
+            "-device",
+            "virtio-blk-pci,drive=hd0",
+            "-append",
+            "panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --"
+        ]])
+    );
+}
+
+#[test]
+fn mirage_disk_net() {
+    let mut u = unikernel("mirage");
+    u.block = Some("/bundle/rootfs/data.img".into());
+    u.app = vec!["-l".into(), "*:debug".into()];
+    assert_eq!(
+        argv(&u, true),
+        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], NETDEV, &[
+            "-drive",
+            "if=none,id=hd0,format=raw,file=/rootfs/data.img",
+            "-device",
+            "virtio-blk-pci,drive=hd0",
+            "-append",
+            "--ipv4=10.10.0.5/16 --ipv4-gateway=10.10.0.1 -l *:debug"
+        ]])
+    );
+    let mut u = unikernel("mirage");
+    u.app = vec![];
+    assert_eq!(argv(&u, false), expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]]));
+}
+
+#[test]
+fn mewz_net_and_no_net() {
+    let mut u = unikernel("mewz");
+    u.memory_mib = 512;
+    let head: Vec<String> = HEAD.iter().map(|s| s.replace("256M", "512M")).collect();
+    let dbg: &[&str] = &["-no-reboot", "-device", "isa-debug-exit,iobase=0x501,iosize=2"];
+    let mut want = head.clone();
+    want.extend(expect(&[dbg, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], &[
+        "-netdev",
+        "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no",
+        "-device",
+        "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05,disable-legacy=on,disable-modern=off",
+        "-append",
+        "ip=10.10.0.5/16 gateway=10.10.0.1",
+    ]]));
+    assert_eq!(argv(&u, true), want);
+    let mut want = head;
+    want.extend(expect(&[dbg, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]]));
+    assert_eq!(argv(&u, false), want);
+}
+
+#[test]
+fn config_selects_accel_machine_cpu_and_extra_args() {
+    let mut u = unikernel("linux");
+    u.seccomp = false;
+    u.app = vec!["/init".into()];
+    u.env = vec![];
+    u.monitor_config = MonitorConfig {
+        accel: Some("kvm-tcg".into()),
+        machine: Some("microvm".into()),
+        cpu: Some("qemu64".into()),
+        data_dir: Some("/usr/share/qemu".into()),
+        extra_guest_args: vec!["tsc_early_khz=2600000".into()],
+        ..MonitorConfig::default()
+    };
+    assert_eq!(
+        argv(&u, false),
+        expect(&[&[
+            "/usr/bin/qemu-system-x86_64", "-m", "256M", "-smp", "2", "-accel", "kvm", "-accel", "tcg", "-cpu", "qemu64", "-M", "microvm", "-L",
+            "/usr/share/qemu", "-nographic", "-vga", "none", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", "/rootfs/unikernel/kernel",
+            "-nic", "none", "-append", "panic=-1 console=ttyS0 init=/init tsc_early_khz=2600000 --"
+        ]])
+    );
+    u.monitor_config.accel = Some("tcg".into());
+    let a = argv(&u, false);
+    assert_eq!(&a[5..7], ["-accel", "tcg"]);
+    let plan = plan(&u, &view(), None).unwrap();
+    assert!(!plan.command.devices.contains(&PathBuf::from("/dev/kvm")), "TCG needs no /dev/kvm");
+}
+
+#[test]
+fn host_view_uses_host_paths() {
+    let u = unikernel("unikraft");
+    let p = plan(&u, &View::Host, None).unwrap();
+    assert!(p.command.argv.contains(&"/bundle/rootfs/unikernel/kernel".to_string()));
+}
