@@ -107,6 +107,16 @@ impl shim::Shim for Shim {
     type T = Service;
 
     fn new(_runtime_id: &str, args: &Flags, _config: &mut shim::Config) -> Self {
+        // The crate routes SIGPIPE to its signal thread, which logs it at
+        // debug level, to the log FIFO. When that FIFO's reader is gone
+        // (containerd restarting, or the bundle of the first container of
+        // a shared shim deleted) every log write raises SIGPIPE again and
+        // the thread spins at 100% CPU. Ignored, a write just fails.
+        // SAFETY: setting a signal disposition to SIG_IGN has no memory
+        // effects; it runs after the crate registered its handlers.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
         Shim {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),

@@ -538,3 +538,62 @@ fn dead_shim_is_cleaned_up_by_the_delete_action() {
         c.mounts_below()
     );
 }
+
+/// Containers of one pod (same `io.kubernetes.cri.sandbox-id`) share one
+/// shim, which stays until the last of them is deleted.
+#[test]
+fn pod_containers_share_one_shim() {
+    if need("pod_containers_share_one_shim").is_none() {
+        return;
+    }
+    let c = Containerd::start("pod");
+    let ann = "io.kubernetes.cri.sandbox-id=pod1";
+    for id in ["podc1", "podc2"] {
+        let out = c.ctr(&[
+            "run",
+            "-d",
+            "--annotation",
+            ann,
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
+            "100",
+        ]);
+        assert!(out.status.success(), "run -d {id}: {}", text(&out.stderr));
+        assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
+    }
+    let first = c.shim_pids("podc1");
+    assert_eq!(first.len(), 1, "shims for podc1: {first:?}");
+    assert!(
+        c.shim_gone("podc2"),
+        "podc2 got its own shim: {:?}",
+        c.shim_pids("podc2")
+    );
+
+    // Remove the first container: the shim stays for the second.
+    let k = c.ctr(&["task", "kill", "-s", "KILL", "podc1"]);
+    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    assert!(c.wait_status("podc1", "STOPPED"));
+    let d = c.ctr(&["task", "delete", "podc1"]);
+    assert!(d.status.success(), "delete: {}", text(&d.stderr));
+    assert_eq!(
+        c.shim_pids("podc1"),
+        first,
+        "the shared shim went away early"
+    );
+    assert_eq!(c.task_status("podc2").as_deref(), Some("RUNNING"));
+    let ps = c.ctr(&["task", "ps", "podc2"]);
+    assert!(ps.status.success(), "task ps podc2: {}", text(&ps.stderr));
+
+    let k = c.ctr(&["task", "kill", "-s", "KILL", "podc2"]);
+    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    assert!(c.wait_status("podc2", "STOPPED"));
+    let d = c.ctr(&["task", "delete", "podc2"]);
+    assert!(d.status.success(), "delete: {}", text(&d.stderr));
+    assert!(
+        c.shim_gone("podc1"),
+        "shared shim still running after the last delete"
+    );
+}

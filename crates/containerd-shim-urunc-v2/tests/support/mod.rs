@@ -466,6 +466,8 @@ impl Drop for Containerd {
         for m in mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
+        // The runtime's per-namespace root, once empty.
+        let _ = fs::remove_dir(Path::new("/run/containerd/urunc").join(&self.namespace));
         if std::env::var_os("URUNC_SHIM_TEST_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
