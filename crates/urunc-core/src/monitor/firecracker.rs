@@ -1,0 +1,563 @@
+//! Firecracker (`firecracker`, the Go urunc pins v1.7.0).
+//!
+//! # Launch
+//!
+//! `firecracker --no-api --config-file <work>/fc.json [--no-seccomp]`: no
+//! API socket, no log or metrics file; everything is in one JSON config
+//! ([`FcConfig`]) that [`Monitor::command`] returns in
+//! [`MonitorCommand::files`]. The work directory is the sandbox's tmpfs
+//! (`/run/urunc` inside the container's mount namespace), so the config
+//! disappears with that namespace when the monitor exits and `delete` has
+//! nothing to remove; without a mount namespace (`View::Host`) it is the
+//! container's `sandbox` directory under the state directory, which `delete`
+//! removes with the state.
+//!
+//! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
+//! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
+//! arguments, before a ` -- ` separator when one is followed by arguments,
+//! otherwise at the very end.
+//!
+//! # Kernel
+//!
+//! Firecracker boots only an uncompressed 64-bit ELF (vmlinux) whose entry
+//! is at or above 1 MiB; [`Monitor::check_kernel`] refuses anything else at
+//! `create`, naming the `binary` key.
+//!
+//! # Exit status (v1.7.0, read from its source and checked with the
+//! project's test kernel)
+//!
+//! | what happens | Firecracker's exit status |
+//! |---|---|
+//! | guest resets through the i8042 (Linux `reboot=k`, also what `panic=1` ends in) | 0 |
+//! | guest triple-faults (KVM shutdown exit) or a vCPU exits on HLT | 0 |
+//! | KVM reports an internal error / failed entry on a vCPU | 1 |
+//! | bad config file or kernel that cannot be loaded | 152 (`BadConfiguration`) or 1 |
+//! | bad command line | 153 |
+//! | seccomp violation | 148; SIGBUS/SIGSEGV/SIGXFSZ/SIGXCPU/SIGPIPE/SIGHUP/SIGILL: 149/150/151/154/155/156/157 |
+//! | SIGTERM/SIGKILL (not handled by Firecracker) | killed by the signal (engines report 128+n: 143/137) |
+//!
+//! A Firecracker guest has no way to pass an exit code: a clean guest
+//! shutdown, a Linux panic (with `panic=1`, which reboots) and a guest
+//! triple fault all end with status 0. urunc reports exactly the monitor's
+//! status (the monitor is the container's process), so for Firecracker 0
+//! means "the VM ended without a monitor error", not "the application
+//! succeeded"; non-zero means Firecracker itself failed (its reason is on
+//! the container's stdout, where Firecracker logs). Telling a guest crash
+//! apart would need a wrapper process that reads the console (e.g. a
+//! Linux "Kernel panic" line) and maps it to a status; urunc does not do
+//! that, since the monitor must stay the container's process.
+
+use super::{format_mac, Manifest, Monitor, MonitorCommand, MonitorRequest};
+use serde::Serialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub struct Firecracker;
+
+/// Name of the config file in the work directory.
+pub const CONFIG_FILE: &str = "fc.json";
+/// Firecracker v1.7's limit (`MAX_SUPPORTED_VCPUS`).
+const MAX_VCPUS: u32 = 32;
+/// Lowest entry point Firecracker accepts for an ELF kernel (HIMEM_START).
+const MIN_ENTRY: u64 = 0x10_0000;
+
+/// The `--config-file` JSON (Firecracker's `VmmConfig`; its parser denies
+/// unknown fields, so only fields it knows are written).
+#[derive(Debug, Serialize)]
+pub struct FcConfig {
+    #[serde(rename = "boot-source")]
+    pub boot_source: BootSource,
+    #[serde(rename = "machine-config")]
+    pub machine_config: MachineConfig,
+    pub drives: Vec<Drive>,
+    #[serde(rename = "network-interfaces")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BootSource {
+    pub kernel_image_path: String,
+    pub boot_args: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initrd_path: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MachineConfig {
+    pub vcpu_count: u32,
+    pub mem_size_mib: u64,
+    pub smt: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Drive {
+    pub drive_id: String,
+    pub path_on_host: String,
+    pub is_root_device: bool,
+    pub is_read_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetworkInterface {
+    pub iface_id: String,
+    pub host_dev_name: String,
+    pub guest_mac: String,
+}
+
+fn utf8<'a>(what: &str, p: &'a Path) -> Result<&'a str, String> {
+    p.to_str().ok_or_else(|| {
+        format!(
+            "{what} path {} is not UTF-8, which its JSON config cannot carry",
+            p.display()
+        )
+    })
+}
+
+/// The config for a request (exposed for tests and the benchmark).
+pub fn config(r: &MonitorRequest) -> Result<FcConfig, String> {
+    if r.vcpus == 0 || r.vcpus > MAX_VCPUS {
+        return Err(format!(
+            "{} vCPUs requested; Firecracker runs 1 to {MAX_VCPUS}",
+            r.vcpus
+        ));
+    }
+    let boot_args = r.guest_words.join(" ");
+    if let Some(c) = boot_args.chars().find(|c| !matches!(c, ' '..='~')) {
+        return Err(format!(
+            "the guest command line contains {c:?}; Firecracker accepts printable ASCII only"
+        ));
+    }
+    Ok(FcConfig {
+        boot_source: BootSource {
+            kernel_image_path: utf8("kernel", r.kernel)?.to_string(),
+            boot_args,
+            initrd_path: r
+                .initrd
+                .map(|i| utf8("initrd", i).map(String::from))
+                .transpose()?,
+        },
+        machine_config: MachineConfig {
+            vcpu_count: r.vcpus,
+            mem_size_mib: r.memory_mib,
+            smt: false,
+        },
+        drives: r
+            .block
+            .map(|b| {
+                Ok::<_, String>(Drive {
+                    drive_id: "rootfs".into(),
+                    path_on_host: utf8("disk", b)?.to_string(),
+                    is_root_device: true,
+                    is_read_only: false,
+                })
+            })
+            .transpose()?
+            .into_iter()
+            .collect(),
+        network_interfaces: r
+            .nic
+            .map(|n| NetworkInterface {
+                iface_id: "eth0".into(),
+                host_dev_name: n.tap.clone(),
+                guest_mac: format_mac(&n.mac),
+            })
+            .into_iter()
+            .collect(),
+    })
+}
+
+impl Monitor for Firecracker {
+    fn name(&self) -> &'static str {
+        "firecracker"
+    }
+
+    fn default_binary(&self) -> &'static str {
+        "firecracker"
+    }
+
+    fn default_overhead_mib(&self) -> u64 {
+        32
+    }
+
+    fn inspect(&self, path: &Path) -> Result<Option<Manifest>, String> {
+        check_kernel(path).map_err(|problem| {
+            format!(
+                "unikernel metadata key {}: kernel {} {problem}",
+                crate::metadata::KEY_BINARY,
+                path.display()
+            )
+        })?;
+        Ok(None)
+    }
+
+    fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {
+        let cfg = config(r)?;
+        let json = serde_json::to_vec_pretty(&cfg)
+            .map_err(|e| format!("serialising the Firecracker config: {e}"))?;
+        let path: PathBuf = r.work_dir.join(CONFIG_FILE);
+        let mut argv = vec![
+            r.binary.display().to_string(),
+            "--no-api".into(),
+            "--config-file".into(),
+            path.display().to_string(),
+        ];
+        if !r.seccomp {
+            argv.push("--no-seccomp".into());
+        }
+        let mut devices = vec![PathBuf::from("/dev/kvm")];
+        if r.nic.is_some() {
+            devices.push("/dev/net/tun".into());
+        }
+        Ok(MonitorCommand {
+            argv,
+            files: vec![(path, json)],
+            devices,
+        })
+    }
+}
+
+/// Checks that the kernel file is something Firecracker boots.
+fn check_kernel(path: &Path) -> Result<(), String> {
+    let mut head = [0u8; 0x206];
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        }
+    }
+    check_elf(&head[..n])
+}
+
+const NEEDS: &str = "Firecracker needs an uncompressed 64-bit x86-64 vmlinux ELF";
+
+/// Checks the first bytes of a kernel file (at least 0x206 when the file is
+/// that long).
+fn check_elf(h: &[u8]) -> Result<(), String> {
+    if h.len() >= 0x206 && &h[0x202..0x206] == b"HdrS" {
+        return Err(format!(
+            "is a compressed Linux boot image (bzImage); {NEEDS} (extract it, e.g. with the kernel's scripts/extract-vmlinux)"
+        ));
+    }
+    if h.len() < 4 || &h[..4] != b"\x7fELF" {
+        return Err(format!("is not an ELF file; {NEEDS}"));
+    }
+    if h.len() < 64 {
+        return Err(format!("is a truncated ELF file; {NEEDS}"));
+    }
+    if h[4] != 2 {
+        return Err(format!("is a 32-bit ELF file; {NEEDS}"));
+    }
+    if h[5] != 1 {
+        return Err(format!("is a big-endian ELF file; {NEEDS}"));
+    }
+    let machine = u16::from_le_bytes([h[18], h[19]]);
+    if machine != 62 {
+        return Err(format!(
+            "is an ELF file for machine {machine}, not x86-64; {NEEDS}"
+        ));
+    }
+    let entry = u64::from_le_bytes(h[24..32].try_into().unwrap_or_default());
+    if entry < MIN_ENTRY {
+        return Err(format!(
+            "has its ELF entry point at {entry:#x}; Firecracker needs it at or above {MIN_ENTRY:#x} (1 MiB)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MonitorConfig;
+    use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
+    use crate::monitor::Nic;
+    use serde_json::{json, Value};
+
+    struct Case {
+        guest: &'static str,
+        initrd: bool,
+        block: bool,
+        net: bool,
+        seccomp: bool,
+    }
+
+    fn run(c: &Case) -> (MonitorCommand, Value) {
+        let g = guest::lookup(c.guest).unwrap();
+        let app = vec!["/app".to_string(), "hello world".into()];
+        let env = vec!["A=1".to_string()];
+        let gnet = GuestNet {
+            ip: "10.0.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            dns: Some("9.9.9.9".parse().unwrap()),
+        };
+        let gblock = GuestBlock { mount_point: None };
+        let words = g
+            .words(&GuestArgs {
+                app: &app,
+                env: &env,
+                net: c.net.then_some(&gnet),
+                initrd: c.initrd,
+                block: c.block.then_some(&gblock),
+                version: None,
+                monitor: "firecracker",
+            })
+            .unwrap();
+        let nic = Nic {
+            tap: "urunc0123abcd".into(),
+            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
+        };
+        let cfg = MonitorConfig::default();
+        let req = MonitorRequest {
+            binary: Path::new("/usr/local/bin/firecracker"),
+            kernel: Path::new("/rootfs/unikernel/kernel"),
+            initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
+            block: c.block.then_some(Path::new("/rootfs/disk.img")),
+            guest_words: &words,
+            needs: g.needs(),
+            memory_mib: 128,
+            vcpus: 2,
+            nic: c.net.then_some(&nic),
+            seccomp: c.seccomp,
+            config: &cfg,
+            work_dir: Path::new("/run/urunc"),
+            manifest: None,
+        };
+        let cmd = Firecracker.command(&req).unwrap();
+        assert_eq!(cmd.files.len(), 1);
+        assert_eq!(cmd.files[0].0, Path::new("/run/urunc/fc.json"));
+        let v: Value = serde_json::from_slice(&cmd.files[0].1).unwrap();
+        (cmd, v)
+    }
+
+    fn machine() -> Value {
+        json!({"vcpu_count": 2, "mem_size_mib": 128, "smt": false})
+    }
+
+    fn eth0() -> Value {
+        json!([{"iface_id": "eth0", "host_dev_name": "urunc0123abcd", "guest_mac": "02:42:ac:11:00:02"}])
+    }
+
+    fn rootfs_drive() -> Value {
+        json!([{"drive_id": "rootfs", "path_on_host": "/rootfs/disk.img", "is_root_device": true, "is_read_only": false}])
+    }
+
+    #[test]
+    fn unikraft_initrd_net() {
+        let (cmd, v) = run(&Case {
+            guest: "unikraft",
+            initrd: true,
+            block: false,
+            net: true,
+            seccomp: true,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "/app env.vars=[ A=1 ] netdev.ip=10.0.0.2/24:10.0.0.1:9.9.9.9 vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'hello world'",
+                    "initrd_path": "/rootfs/unikernel/initrd"
+                },
+                "machine-config": machine(),
+                "drives": [],
+                "network-interfaces": eth0()
+            })
+        );
+        assert_eq!(
+            cmd.argv,
+            [
+                "/usr/local/bin/firecracker",
+                "--no-api",
+                "--config-file",
+                "/run/urunc/fc.json"
+            ]
+        );
+        assert_eq!(
+            cmd.devices,
+            [PathBuf::from("/dev/kvm"), PathBuf::from("/dev/net/tun")]
+        );
+    }
+
+    #[test]
+    fn unikraft_initrd_no_net_without_seccomp() {
+        let (cmd, v) = run(&Case {
+            guest: "unikraft",
+            initrd: true,
+            block: false,
+            net: false,
+            seccomp: false,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "/app env.vars=[ A=1 ] vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'hello world'",
+                    "initrd_path": "/rootfs/unikernel/initrd"
+                },
+                "machine-config": machine(),
+                "drives": [],
+                "network-interfaces": []
+            })
+        );
+        assert_eq!(cmd.argv.last().unwrap(), "--no-seccomp");
+        assert_eq!(cmd.devices, [PathBuf::from("/dev/kvm")]);
+    }
+
+    #[test]
+    fn unikraft_disk_no_net() {
+        let (_, v) = run(&Case {
+            guest: "unikraft",
+            initrd: false,
+            block: true,
+            net: false,
+            seccomp: true,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "/app env.vars=[ A=1 ] -- 'hello world'"
+                },
+                "machine-config": machine(),
+                "drives": rootfs_drive(),
+                "network-interfaces": []
+            })
+        );
+    }
+
+    #[test]
+    fn linux_initrd_net() {
+        let (_, v) = run(&Case {
+            guest: "linux",
+            initrd: true,
+            block: false,
+            net: true,
+            seccomp: true,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "console=ttyS0 reboot=k panic=1 pci=off root=/dev/ram0 rw ip=10.0.0.2::10.0.0.1:255.255.255.0:urunc:eth0:off:9.9.9.9 A=1 rdinit=/app -- 'hello world'",
+                    "initrd_path": "/rootfs/unikernel/initrd"
+                },
+                "machine-config": machine(),
+                "drives": [],
+                "network-interfaces": eth0()
+            })
+        );
+    }
+
+    #[test]
+    fn linux_disk_net() {
+        let (_, v) = run(&Case {
+            guest: "linux",
+            initrd: false,
+            block: true,
+            net: true,
+            seccomp: true,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw ip=10.0.0.2::10.0.0.1:255.255.255.0:urunc:eth0:off:9.9.9.9 A=1 init=/app -- 'hello world'"
+                },
+                "machine-config": machine(),
+                "drives": rootfs_drive(),
+                "network-interfaces": eth0()
+            })
+        );
+    }
+
+    #[test]
+    fn linux_disk_no_net() {
+        let (cmd, v) = run(&Case {
+            guest: "linux",
+            initrd: false,
+            block: true,
+            net: false,
+            seccomp: true,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "boot-source": {
+                    "kernel_image_path": "/rootfs/unikernel/kernel",
+                    "boot_args": "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw A=1 init=/app -- 'hello world'"
+                },
+                "machine-config": machine(),
+                "drives": rootfs_drive(),
+                "network-interfaces": []
+            })
+        );
+        assert_eq!(cmd.devices, [PathBuf::from("/dev/kvm")]);
+    }
+
+    #[test]
+    fn too_many_vcpus_is_an_error() {
+        let cfg = MonitorConfig::default();
+        let words = vec!["x".to_string()];
+        let req = MonitorRequest {
+            binary: Path::new("/fc"),
+            kernel: Path::new("/k"),
+            initrd: None,
+            block: None,
+            guest_words: &words,
+            needs: Default::default(),
+            memory_mib: 64,
+            vcpus: 33,
+            nic: None,
+            seccomp: true,
+            config: &cfg,
+            work_dir: Path::new("/w"),
+            manifest: None,
+        };
+        let e = Firecracker.command(&req).unwrap_err();
+        assert!(e.contains("33 vCPUs") && e.contains("1 to 32"), "{e}");
+    }
+
+    fn elf64(entry: u64, class: u8, machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 0x300];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = class;
+        h[5] = 1;
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h[24..32].copy_from_slice(&entry.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn kernel_checks() {
+        assert_eq!(check_elf(&elf64(0x100000, 2, 62)), Ok(()));
+        let mut bz = vec![0u8; 0x300];
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        let e = check_elf(&bz).unwrap_err();
+        assert!(e.contains("bzImage") && e.contains("vmlinux ELF"), "{e}");
+        assert!(check_elf(b"#!/bin/sh\n")
+            .unwrap_err()
+            .contains("not an ELF"));
+        assert!(check_elf(b"").unwrap_err().contains("not an ELF"));
+        assert!(check_elf(&elf64(0x100000, 1, 3))
+            .unwrap_err()
+            .contains("32-bit"));
+        assert!(check_elf(&elf64(0x100000, 2, 183))
+            .unwrap_err()
+            .contains("machine 183"));
+        assert!(check_elf(&elf64(0x1000, 2, 62))
+            .unwrap_err()
+            .contains("entry point at 0x1000"));
+        assert!(check_elf(b"\x7fELF\x02\x01")
+            .unwrap_err()
+            .contains("truncated"));
+    }
+}
