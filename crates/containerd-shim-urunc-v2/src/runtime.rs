@@ -145,6 +145,17 @@ impl Runtime {
         self.simple(&["resume", id])
     }
 
+    /// `update --resources FILE ID` (FILE: OCI `LinuxResources` JSON).
+    pub fn update(&self, id: &str, resources: &Path) -> Result<(), String> {
+        let args = vec![
+            "update".into(),
+            "--resources".into(),
+            resources.as_os_str().into(),
+            id.into(),
+        ];
+        self.run(args, ChildStdio::default(), false).map(drop)
+    }
+
     /// `ps --format json ID`: the container's host PIDs.
     pub fn ps(&self, id: &str) -> Result<Vec<u32>, String> {
         let out = self.run(
@@ -422,18 +433,30 @@ mod tests {
         });
     }
 
-    /// A stand-in runtime: a shell script given its verb (argument 7, after
-    /// the four global flags and their values).
+    /// A stand-in runtime. One dispatcher script, written once, sources
+    /// `<root>/body.sh` with `log` and `verb` set (argument 7, after the
+    /// four global flags and their values). Bodies are sourced, never
+    /// executed: writing an executable while another test thread forks can
+    /// make its exec fail with ETXTBSY.
     fn fake_runtime(dir: &Path, body: &str) -> Runtime {
-        use std::os::unix::fs::PermissionsExt;
-        let script = dir.join("fake-runtime");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\nlog=\"$4\"\nverb=\"$7\"\n{body}\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Runtime::new(script.to_str().unwrap(), dir.join("root"), dir)
+        static DISPATCHER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let script = DISPATCHER.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            // Next to the test executable (in target/), so nothing is
+            // left in /tmp; rewritten only when its content changes.
+            let exe = std::env::current_exe().unwrap();
+            let p = exe.with_file_name("urunc-shim-fake-runtime");
+            let text = "#!/bin/sh\nlog=\"$4\"\nverb=\"$7\"\n. \"$2/body.sh\"\n";
+            if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
+                std::fs::write(&p, text).unwrap();
+            }
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        });
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("body.sh"), body).unwrap();
+        Runtime::new(script.to_str().unwrap(), root, dir)
     }
 
     #[test]
@@ -505,6 +528,28 @@ exit 1"#,
             nix::sys::signal::Signal::SIGKILL,
         );
         assert!(alive, "run waited for the helper to exit");
+    }
+
+    #[test]
+    fn update_passes_the_resources_file() {
+        test_reaper();
+        let dir = tempfile::tempdir().unwrap();
+        let seen = dir.path().join("seen");
+        let rt = fake_runtime(
+            dir.path(),
+            &format!(
+                "echo \"$7 $8 ${{10}}\" > {}; cat \"$9\" >> {}",
+                seen.display(),
+                seen.display()
+            ),
+        );
+        let res = dir.path().join("res.json");
+        std::fs::write(&res, r#"{"memory":{"limit":1}}"#).unwrap();
+        rt.update("c9", &res).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&seen).unwrap(),
+            "update --resources c9\n{\"memory\":{\"limit\":1}}"
+        );
     }
 
     #[test]

@@ -1129,6 +1129,34 @@ impl shim::Task for Service {
         Ok(api::Empty::default())
     }
 
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let (rt, bundle) = self
+            .inner
+            .get(&req.id, |c| Ok((c.runtime.clone(), c.bundle.clone())))?;
+        // containerd sends the OCI LinuxResources as JSON.
+        let value = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        if serde_json::from_slice::<serde_json::Value>(&value)
+            .map(|v| !v.is_object())
+            .unwrap_or(true)
+        {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                format!("update {}: resources are not a JSON object", req.id),
+            ));
+        }
+        let file = bundle.join("update-resources.json");
+        std::fs::write(&file, &value)
+            .map_err(|e| err(Code::UNKNOWN, format!("write {}: {e}", file.display())))?;
+        let res = rt.update(&req.id, &file);
+        let _ = std::fs::remove_file(&file);
+        res.map_err(|e| err(Code::UNKNOWN, e))?;
+        Ok(api::Empty::default())
+    }
+
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
         if req.stdin {
             self.inner.get_proc(&req.id, &req.exec_id, |p| {
