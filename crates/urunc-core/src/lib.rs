@@ -19,6 +19,7 @@ pub mod plan;
 pub mod rootfs;
 pub mod sandbox;
 pub mod state;
+pub mod storage;
 pub mod timestamps;
 
 pub use error::{Error, Result};

@@ -9,9 +9,11 @@ use crate::config::{Config, MonitorConfig};
 use crate::error::{MetadataError, PlanError};
 use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet};
 use crate::metadata::{self, Metadata};
-use crate::monitor::{self, Monitor, MonitorCommand, MonitorRequest, Nic};
+use crate::monitor::solo5_manifest::DeviceKind;
+use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, Nic};
 use crate::network::NetFacts;
 use crate::rootfs::resolve_in_root;
+use crate::storage::{self, BlockRootfs};
 use oci_spec::runtime::Spec;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,12 @@ pub struct Unikernel {
     /// Added to the cgroup memory limit for the monitor itself.
     pub overhead_mib: u64,
     pub dns_fallback: Ipv4Addr,
+    /// What the monitor read from the kernel at `create` (Solo5: the
+    /// devices the unikernel declares), see [`Monitor::inspect`].
+    pub manifest: Option<Manifest>,
+    /// `useDMBlock`: the block device behind the rootfs, handed to the guest
+    /// as its disk (then also in `block`); see [`crate::storage`].
+    pub block_rootfs: Option<BlockRootfs>,
 }
 
 impl std::fmt::Debug for Unikernel {
@@ -130,11 +138,39 @@ pub fn prepare(
         .as_deref()
         .map(|v| resolve_file(rootfs, KEY_INITRD, v))
         .transpose()?;
-    let block = md
+    let mut block = md
         .block
         .as_deref()
         .map(|v| resolve_file(rootfs, KEY_BLOCK, v))
         .transpose()?;
+    let block_rootfs = if md.use_dm_block {
+        if md.block.is_some() {
+            return Err(MetadataError::invalid(
+                KEY_USE_DM_BLOCK,
+                format!("both {KEY_BLOCK} and useDMBlock name the guest's disk; set only one"),
+            )
+            .into());
+        }
+        let b = storage::find_block_rootfs(rootfs)
+            .map_err(|e| MetadataError::invalid(KEY_USE_DM_BLOCK, e))?;
+        block = Some(b.device.clone());
+        Some(b)
+    } else {
+        None
+    };
+    if let (true, Some(disk)) = (guest.needs().ext2_disk_only, &block) {
+        storage::check_ext2(disk).map_err(|e| PlanError::Guest {
+            guest: ty.into(),
+            problem: format!(
+                "it reads only ext2 disks, and its disk {} {e}",
+                disk.display()
+            ),
+        })?;
+    }
+    let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
+        monitor: hv.into(),
+        problem,
+    })?;
     let monitor_binary =
         monitor::find_binary(mon, &mcfg).map_err(|problem| PlanError::Monitor {
             monitor: hv.into(),
@@ -215,6 +251,8 @@ pub fn prepare(
         vcpus,
         seccomp,
         dns_fallback: cfg.dns_fallback,
+        manifest,
+        block_rootfs,
     })
 }
 
@@ -255,8 +293,66 @@ impl Unikernel {
     }
 }
 
+/// Plans once at `create`, so that errors in the user's input surface
+/// before anything exists. Whether the container has a network is only
+/// known at `start`; a kernel that declares a network device is planned
+/// with a stand-in one (documentation addresses) so that the rest of its
+/// command line is still checked.
+pub fn validate(u: &Unikernel) -> Result<LaunchPlan, PlanError> {
+    let wants_net = u
+        .manifest
+        .as_ref()
+        .is_some_and(|m| m.of_kind(DeviceKind::Net).next().is_some());
+    if !wants_net {
+        return plan(u, &View::Host, None);
+    }
+    let facts = NetFacts {
+        ifname: "eth0".into(),
+        ifindex: 2,
+        ip: Ipv4Addr::new(192, 0, 2, 2),
+        prefix: 24,
+        gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        mac: [0x02, 0, 0, 0, 0, 2],
+        mtu: 1500,
+    };
+    let probe = NetInput {
+        facts: &facts,
+        tap: "urunc-probe",
+        dns: None,
+    };
+    plan(u, &View::Host, Some(&probe))
+}
+
 /// Builds the monitor's command line. Pure: no system access.
 pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<LaunchPlan, PlanError> {
+    // A kernel that declares its devices (Solo5) gets only those: a network
+    // or disk it does not declare is left out, of its command line too.
+    let declares = |kind| {
+        u.manifest
+            .as_ref()
+            .is_none_or(|m| m.of_kind(kind).next().is_some())
+    };
+    let net = match net {
+        Some(_) if !declares(DeviceKind::Net) => {
+            crate::log::warn(&format!(
+                "kernel {} declares no network device: the container's network is not handed to it",
+                u.kernel.display()
+            ));
+            None
+        }
+        n => n,
+    };
+    let disk = match &u.block {
+        Some(b) if !declares(DeviceKind::Block) => {
+            crate::log::warn(&format!(
+                "kernel {} declares no block device: its disk {} is not handed to it",
+                u.kernel.display(),
+                b.display()
+            ));
+            None
+        }
+        b => b.as_ref(),
+    };
     let guest_net = net.map(|n| GuestNet {
         ip: n.facts.ip,
         prefix: n.facts.prefix,
@@ -267,7 +363,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         tap: n.tap.to_string(),
         mac: n.facts.mac,
     });
-    let block = u.block.as_ref().map(|_| GuestBlock {
+    let block = disk.map(|_| GuestBlock {
         mount_point: u.block_mount_point.clone(),
     });
     let gargs = GuestArgs {
@@ -290,7 +386,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
 
     let kernel = u.in_view(view, &u.kernel);
     let initrd = u.initrd.as_ref().map(|p| u.in_view(view, p));
-    let blk = u.block.as_ref().map(|p| u.in_view(view, p));
+    let blk = disk.map(|p| u.in_view(view, p));
     let work = match view {
         View::Host => PathBuf::from("/tmp"),
         View::Sandbox { work, .. } => work.clone(),
@@ -308,14 +404,21 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         seccomp: u.seccomp,
         config: &u.monitor_config,
         work_dir: &work,
+        manifest: u.manifest.as_ref(),
     };
-    let command = u
+    let mut command = u
         .monitor
         .command(&req)
         .map_err(|problem| PlanError::Monitor {
             monitor: u.monitor.name().into(),
             problem,
         })?;
+    // The rootfs's own block device is opened by the monitor as a node.
+    if let (Some(b), Some(_)) = (&u.block_rootfs, disk) {
+        if !command.devices.contains(&b.device) {
+            command.devices.push(b.device.clone());
+        }
+    }
     Ok(LaunchPlan {
         command,
         nic,

@@ -26,6 +26,8 @@ fn unikernel(guest_name: &str) -> Unikernel {
         seccomp: true,
         overhead_mib: 64,
         dns_fallback: "8.8.8.8".parse().unwrap(),
+        manifest: None,
+        block_rootfs: None,
     }
 }
 

@@ -69,6 +69,8 @@ pub struct GuestNeeds {
     pub debug_exit: bool,
     /// virtio devices must be modern-only (no legacy interface).
     pub modern_virtio: bool,
+    /// Its disk must hold an ext2 file system (Rumprun).
+    pub ext2_disk_only: bool,
 }
 
 pub trait Guest: Sync {

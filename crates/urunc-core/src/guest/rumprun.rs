@@ -3,7 +3,7 @@
 //! only with a disk). The netmask is forced to `1` (so that the gateway is
 //! always on-link) unless the gateway is inside the real prefix.
 
-use super::{Guest, GuestArgs};
+use super::{Guest, GuestArgs, GuestNeeds};
 use serde_json::{json, Map, Value};
 
 pub struct Rumprun;
@@ -13,22 +13,31 @@ impl Guest for Rumprun {
         "rumprun"
     }
 
+    fn needs(&self) -> GuestNeeds {
+        GuestNeeds {
+            // NetBSD's ext2fs driver in Rumprun reads ext2 only.
+            ext2_disk_only: true,
+            ..GuestNeeds::default()
+        }
+    }
+
     fn words(&self, a: &GuestArgs) -> Result<Vec<String>, String> {
         let mut o = Map::new();
         o.insert("cmdline".into(), Value::String(a.app.join(" ")));
         if let Some(n) = a.net {
+            // Without a gateway there is nothing to keep on-link.
             let mask = match n.gateway {
-                Some(g) if same_subnet(n.ip, g, n.prefix) => n.prefix.to_string(),
-                _ => "1".to_string(),
+                Some(g) if !same_subnet(n.ip, g, n.prefix) => "1".to_string(),
+                _ => n.prefix.to_string(),
             };
-            o.insert(
-                "net".into(),
-                json!({
-                    "if": "ukvmif0", "cloner": "True", "type": "inet", "method": "static",
-                    "addr": n.ip.to_string(), "mask": mask,
-                    "gw": n.gateway.map(|g| g.to_string()).unwrap_or_default(),
-                }),
-            );
+            let mut net = json!({
+                "if": "ukvmif0", "cloner": "True", "type": "inet", "method": "static",
+                "addr": n.ip.to_string(), "mask": mask,
+            });
+            if let Some(g) = n.gateway {
+                net["gw"] = Value::String(g.to_string());
+            }
+            o.insert("net".into(), net);
         }
         if let Some(b) = a.block {
             o.insert(
@@ -98,5 +107,22 @@ mod tests {
         .unwrap();
         assert_eq!(v["net"]["mask"], "1");
         assert!(v.get("blk").is_none());
+        let none = GuestNet {
+            gateway: None,
+            ..net
+        };
+        let v: Value = serde_json::from_str(
+            &Rumprun
+                .words(&GuestArgs {
+                    net: Some(&none),
+                    block: None,
+                    ..a
+                })
+                .unwrap()[0],
+        )
+        .unwrap();
+        assert_eq!(v["net"]["mask"], "24");
+        assert!(v["net"].get("gw").is_none());
+        assert!(Rumprun.needs().ext2_disk_only);
     }
 }

@@ -65,15 +65,19 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     let Some((md, _src)) = Metadata::discover(spec.annotations().as_ref(), &rootfs)? else {
         return Ok(Outcome::NotUnikernel);
     };
-    let unikernel = plan::prepare(&spec, &rootfs, &md, &rt.config)?;
-    // Plan once without a network: errors in the user's input surface now.
-    plan::plan(&unikernel, &plan::View::Host, None)?;
+    let mut unikernel = plan::prepare(&spec, &rootfs, &md, &rt.config)?;
+    // Plan once: errors in the user's input surface now.
+    plan::validate(&unikernel)?;
     rec.mark(ts::CREATE_VALIDATED);
 
     let dir = StateDir::new(&rt.root, &opts.id)?;
     dir.create()?;
-    let result = create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec);
+    let result = crate::storage::hand_over(&mut unikernel, &dir.path)
+        .and_then(|()| create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec));
     if result.is_err() {
+        if let Err(e) = crate::storage::restore(&dir.path) {
+            crate::log::warn(&e.to_string());
+        }
         let _ = dir.remove();
     }
     result

@@ -36,6 +36,8 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         }
     }
     cgroups::remove(&st.cgroups);
+    // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
+    crate::storage::restore(&dir.path)?;
     let mut stopped = st.oci_json();
     stopped["status"] = "stopped".into();
     hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());

@@ -7,13 +7,25 @@ use crate::config::MonitorConfig;
 use crate::guest::GuestNeeds;
 use std::path::{Path, PathBuf};
 
+mod firecracker;
+mod hvt;
 mod qemu;
+mod solo5;
+pub mod solo5_manifest;
+mod spt;
+
+pub use solo5_manifest::Manifest;
 
 /// Every monitor name the metadata may use.
 pub static KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
 
 /// Monitors implemented in this build.
-pub static REGISTRY: &[&dyn Monitor] = &[&qemu::Qemu];
+pub static REGISTRY: &[&dyn Monitor] = &[
+    &qemu::Qemu,
+    &hvt::Hvt,
+    &spt::Spt,
+    &firecracker::Firecracker,
+];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Monitor> {
     REGISTRY.iter().copied().find(|m| m.name() == name)
@@ -52,6 +64,9 @@ pub struct MonitorRequest<'a> {
     /// A private directory (as the monitor sees it) for files the monitor
     /// reads, e.g. a config file.
     pub work_dir: &'a Path,
+    /// What [`Monitor::inspect`] read from the kernel at `create` (Solo5:
+    /// the devices the unikernel declares).
+    pub manifest: Option<&'a Manifest>,
 }
 
 /// The monitor's launch, as data.
@@ -72,6 +87,17 @@ pub trait Monitor: Sync {
     /// Memory the monitor process needs beyond guest RAM, in MiB.
     fn default_overhead_mib(&self) -> u64;
     fn command(&self, req: &MonitorRequest) -> Result<MonitorCommand, String>;
+    /// Reads what the monitor must know from the kernel file itself, at
+    /// `create`, from its host path (Solo5: the manifest of declared
+    /// devices, see [`solo5_manifest`]). Most monitors need nothing.
+    fn inspect(&self, _kernel: &Path) -> Result<Option<Manifest>, String> {
+        Ok(None)
+    }
+    /// Seccomp filter urunc installs on the monitor right before the exec,
+    /// when seccomp is on, for monitors that do not confine themselves.
+    fn seccomp_filter(&self) -> Result<Option<seccompiler::BpfProgram>, String> {
+        Ok(None)
+    }
 }
 
 /// Finds the monitor's executable: the config file's path, else `$PATH`.

@@ -245,7 +245,13 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
                 work: root::WORK.into(),
             }
         } else {
-            View::Host
+            // No mount namespace: host paths as they are, and files the
+            // monitor reads (Firecracker's config) in the state directory,
+            // which `delete` removes.
+            View::Sandbox {
+                rootfs: u.rootfs.clone(),
+                work: l.state_dir.path.join(crate::state::SANDBOX_DIR),
+            }
         };
         let launch = plan::plan(u, &view, net.as_ref())?;
         rec.mark(ts::START_PLANNED);
@@ -277,12 +283,36 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
             }
         }
         rec.mark(ts::START_SANDBOX);
+        // Compiled before dropping privileges, installed after: the filter
+        // then covers the monitor from its first instruction.
+        let filter = if u.seccomp {
+            u.monitor
+                .seccomp_filter()
+                .map_err(|e| Error::msg(format!("monitor {}: {e}", u.monitor.name())))?
+        } else {
+            None
+        };
         become_user(l.spec)?;
         rec.mark(ts::START_EXEC);
         // Nothing of urunc's (or its caller's) leaks into the monitor: every
         // descriptor above stdio is closed at exec.
         // SAFETY: close_range with CLOEXEC only flags descriptors.
-        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if let Some(f) = &filter {
+            seccompiler::apply_filter(f).map_err(|e| {
+                Error::msg(format!(
+                    "monitor {}: installing its seccomp filter: {e}",
+                    u.monitor.name()
+                ))
+            })?;
+        }
         exec(&launch.command.argv)
     })();
     if facts.is_some() {

@@ -1,0 +1,33 @@
+//! Solo5-spt (`solo5-spt`): the sandboxed-process tender. No KVM; it
+//! installs its own seccomp filter before running the guest, so urunc adds
+//! none.
+
+use super::solo5;
+use super::solo5_manifest::Manifest;
+use super::solo5_manifest::Target;
+use super::{Monitor, MonitorCommand, MonitorRequest};
+use std::path::Path;
+
+pub struct Spt;
+
+impl Monitor for Spt {
+    fn name(&self) -> &'static str {
+        "spt"
+    }
+
+    fn default_binary(&self) -> &'static str {
+        "solo5-spt"
+    }
+
+    fn default_overhead_mib(&self) -> u64 {
+        16
+    }
+
+    fn inspect(&self, kernel: &Path) -> Result<Option<Manifest>, String> {
+        solo5::inspect(kernel, Target::Spt).map(Some)
+    }
+
+    fn command(&self, req: &MonitorRequest) -> Result<MonitorCommand, String> {
+        solo5::command(req, false)
+    }
+}
