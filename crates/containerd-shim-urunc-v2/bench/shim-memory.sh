@@ -70,6 +70,7 @@ cleanup() {
         umount -l "$m" 2>/dev/null
     done
     rm -rf "$D"
+    rmdir "/run/containerd/urunc/$NS" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -124,7 +125,7 @@ sleep 1
 shim_pids() {
     local name=$1 p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^[^ ]*$name -namespace $NS " && echo "${p#/proc/}"
+        tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q "^[^ ]*$name -namespace $NS " && echo "${p#/proc/}"
     done
 }
 # Average of PSS, Private_Clean+Private_Dirty and RSS (KiB) over PIDs.
