@@ -1,0 +1,719 @@
+//! The container's network (SPEC §7) for real: network namespaces made
+//! by the test ("pod" with eth0, a veth to a "peer" namespace playing the
+//! outside world), urunc's netlink code creating the tap and the tc
+//! redirect, and the Linux fixture guest answering ping and TCP from the
+//! peer with the pod's address. Needs root, QEMU, `ip`, `tc`, busybox.
+
+mod support;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use support::*;
+use urunc_core::network;
+
+/// Guests boot under TCG on few cores: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const DNS: &str = "10.200.99.53";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?} failed: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn need_net_tools(test: &str) -> bool {
+    need_qemu(test) && need_bin(test, "ip") && need_bin(test, "tc") && need_bin(test, "busybox")
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("urt{}{tag}", std::process::id());
+        let _ = run(&["ip", "netns", "del", &name]);
+        must(&["ip", "netns", "add", &name]);
+        must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// `ip netns exec <ns> args...`
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut a = vec!["ip", "netns", "exec", &self.name];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    fn ip(&self, args: &[&str]) -> Output {
+        let mut a = vec!["ip", "-n", &self.name];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    /// /sys/class/net/<dev>/<attr> as seen in the namespace.
+    fn sys(&self, dev: &str, attr: &str) -> String {
+        let o = self.exec(&["cat", &format!("/sys/class/net/{dev}/{attr}")]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn has_link(&self, name: &str) -> bool {
+        self.ip(&["link", "show", "dev", name]).status.success()
+    }
+
+    fn tc(&self, args: &[&str]) -> String {
+        let mut a = vec!["tc"];
+        a.extend_from_slice(args);
+        String::from_utf8_lossy(&self.exec(&a).stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread inside this namespace.
+    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = self.path();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let ns = std::fs::File::open(&path).unwrap();
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// A pod namespace whose eth0 (10.200.N.2/24, default route via .1) is a
+/// veth to a peer namespace holding 10.200.N.1.
+struct Pod {
+    pod: Netns,
+    peer: Netns,
+    ip: String,
+    gw: String,
+    mac: String,
+}
+
+impl Pod {
+    fn new(n: u8) -> Pod {
+        let pod = Netns::new(&format!("pod{n}"));
+        let peer = Netns::new(&format!("peer{n}"));
+        let (ip, gw) = (format!("10.200.{n}.2"), format!("10.200.{n}.1"));
+        must(&[
+            "ip", "-n", &pod.name, "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
+            "netns", &peer.name,
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &pod.name,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth0",
+        ]);
+        must(&["ip", "-n", &pod.name, "link", "set", "eth0", "up"]);
+        must(&["ip", "-n", &pod.name, "route", "add", "default", "via", &gw]);
+        must(&[
+            "ip",
+            "-n",
+            &peer.name,
+            "addr",
+            "add",
+            &format!("{gw}/24"),
+            "dev",
+            "p0",
+        ]);
+        must(&["ip", "-n", &peer.name, "link", "set", "p0", "up"]);
+        let j: Value = serde_json::from_str(&must(&[
+            "ip", "-n", &pod.name, "-j", "link", "show", "eth0",
+        ]))
+        .unwrap();
+        let mac = j[0]["address"].as_str().unwrap().to_string();
+        Pod {
+            pod,
+            peer,
+            ip,
+            gw,
+            mac,
+        }
+    }
+
+    /// One ping from the peer, answered within 2 s.
+    fn ping_once(&self) -> bool {
+        self.peer
+            .exec(&["busybox", "ping", "-c", "1", "-W", "2", &self.ip])
+            .status
+            .success()
+    }
+
+    /// Pings from the peer until one is answered (up to `tries`).
+    fn ping(&self, tries: u32) -> bool {
+        (0..tries).any(|_| self.ping_once())
+    }
+
+    /// Connects from the peer to port 8080 until the guest answers.
+    fn tcp_hello(&self) -> String {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let o = self
+                .peer
+                .exec(&["busybox", "nc", "-w", "5", &self.ip, "8080"]);
+            last = String::from_utf8_lossy(&o.stdout).into_owned();
+            if last.contains("hello from urunc guest") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        last
+    }
+
+    /// What is left of urunc's work in the pod: taps of ours, ingress
+    /// qdiscs, filters.
+    fn leftovers(&self) -> String {
+        let mut s = String::new();
+        let links =
+            String::from_utf8_lossy(&self.pod.ip(&["-o", "link", "show"]).stdout).into_owned();
+        for l in links.lines().filter(|l| l.contains(": urunc")) {
+            s += &format!("link: {l}\n");
+        }
+        let q = self.pod.tc(&["qdisc", "show", "dev", "eth0"]);
+        if q.contains("ingress") {
+            s += &format!("qdisc: {q}\n");
+        }
+        let f = self.pod.tc(&["filter", "show", "dev", "eth0", "ingress"]);
+        if !f.trim().is_empty() {
+            s += &format!("filter: {f}\n");
+        }
+        s
+    }
+}
+
+/// Deletes (forcibly) a container when the test ends, even by a panic.
+struct Ctr<'a> {
+    env: &'a Env,
+    id: String,
+}
+
+impl Drop for Ctr<'_> {
+    fn drop(&mut self) {
+        if self.env.state_dir(&self.id).exists() {
+            let _ = self.env.urunc(&["delete", "--force", &self.id]);
+        }
+    }
+}
+
+fn ts_config(env: &Env, base: &str) -> PathBuf {
+    let ts = env.dir.path().join("timestamps.jsonl");
+    std::fs::write(
+        &env.config,
+        format!(
+            "{base}\n[timestamps]\nenabled = true\ndestination = \"{}\"\n",
+            ts.display()
+        ),
+    )
+    .unwrap();
+    ts
+}
+
+/// The Linux fixture serving on 8080, joined to the network namespace at
+/// `netns`, with `DNS` in its /etc/resolv.conf.
+fn serve_bundle(netns: &str) -> Bundle {
+    let mut b = linux_bundle(&["/init", "serve"]);
+    set_netns(&mut b, netns);
+    std::fs::create_dir_all(b.rootfs().join("etc")).unwrap();
+    std::fs::write(
+        b.rootfs().join("etc/resolv.conf"),
+        format!("# test\nnameserver {DNS}\n"),
+    )
+    .unwrap();
+    b.write();
+    b
+}
+
+fn set_netns(b: &mut Bundle, path: &str) {
+    let nss = b.spec["linux"]["namespaces"].as_array_mut().unwrap();
+    for n in nss.iter_mut() {
+        if n["type"] == "network" {
+            n["path"] = path.into();
+        }
+    }
+}
+
+/// TS11→TS12 (the network step) of every start recorded in `ts`, in µs.
+fn network_step_us(ts: &PathBuf) -> Vec<f64> {
+    let s = std::fs::read_to_string(ts).unwrap_or_default();
+    let mut t11 = std::collections::HashMap::new();
+    let mut out = vec![];
+    for l in s.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let (id, step, t) = (
+            v["containerID"].as_str().unwrap().to_string(),
+            v["timestampID"].as_str().unwrap().to_string(),
+            v["time"].as_u64().unwrap(),
+        );
+        match step.as_str() {
+            "TS11" => {
+                t11.insert(id, t);
+            }
+            "TS12" => {
+                if let Some(a) = t11.remove(&id) {
+                    out.push((t - a) as f64 / 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// Starts `id` and waits for URUNC-SERVING; returns the monitor's pid.
+fn start_serving(env: &Env, bundle: &str, id: &str) -> i32 {
+    let pid = env.create(bundle, id, &[]);
+    env.ok(&["start", id]);
+    assert!(
+        env.wait_out(id, "URUNC-SERVING", Duration::from_secs(90)),
+        "{id} did not serve:\n{}\n{}",
+        env.out(id),
+        env.err(id)
+    );
+    pid
+}
+
+fn stop(env: &Env, id: &str, pid: i32) {
+    env.ok(&["kill", id, "KILL"]);
+    assert_eq!(
+        wait_exit(pid, Duration::from_secs(30)),
+        Some(137),
+        "{id} did not die"
+    );
+}
+
+#[test]
+fn guest_owns_the_pod_address_and_restarts_cleanly() {
+    let t = "guest_owns_the_pod_address_and_restarts_cleanly";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(1);
+    let id = "net-restart";
+    let tap = network::tap_name(id);
+    // A stale tap of ours (a crash before delete), owned by someone else,
+    // and an unrelated tap whose name merely contains "tap".
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "tuntap",
+        "add",
+        "dev",
+        &tap,
+        "mode",
+        "tap",
+        "user",
+        "4242",
+    ]);
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "tuntap",
+        "add",
+        "dev",
+        "mytap0",
+        "mode",
+        "tap",
+    ]);
+    let env = Env::new(LINUX_CONFIG);
+    let ts = ts_config(&env, LINUX_CONFIG);
+    let bundle = serve_bundle(&pod.pod.path());
+    let b = bundle.write();
+    let _c = Ctr {
+        env: &env,
+        id: id.into(),
+    };
+
+    for round in 1..=2 {
+        let pid = start_serving(&env, &b, id);
+        let out = env.out(id);
+        assert_eq!(
+            marker_lines(&out, "URUNC-NET"),
+            [format!(
+                "URUNC-NET ip={}/24 gw={} dns={DNS} mac={}",
+                pod.ip, pod.gw, pod.mac
+            )],
+            "round {round}:\n{out}"
+        );
+        // Our tap (the stale one was replaced: owner 0 now, vnet header on).
+        let d = String::from_utf8_lossy(&pod.pod.ip(&["-d", "link", "show", "dev", &tap]).stdout)
+            .into_owned();
+        assert!(
+            d.contains("tun type tap") && d.contains("vnet_hdr on"),
+            "round {round}: {d}"
+        );
+        assert_eq!(pod.pod.sys(&tap, "owner"), "0", "round {round}: {d}");
+        let f = pod.pod.tc(&["filter", "show", "dev", "eth0", "ingress"]);
+        assert!(
+            f.contains(&format!("Redirect to device {tap}")),
+            "round {round}: {f}"
+        );
+        let f = pod.pod.tc(&["filter", "show", "dev", &tap, "ingress"]);
+        assert!(f.contains("Redirect to device eth0"), "round {round}: {f}");
+        assert!(
+            pod.ping(10),
+            "round {round}: the guest does not answer ping at {}",
+            pod.ip
+        );
+        let hello = pod.tcp_hello();
+        assert!(
+            hello.contains("hello from urunc guest"),
+            "round {round}: TCP 8080 answered {hello:?}"
+        );
+
+        stop(&env, id, pid);
+        // The answers came from the guest: with it gone, eth0's traffic
+        // still goes to the (now unread) tap and nothing answers.
+        assert!(
+            !pod.ping_once(),
+            "round {round}: ping answered with the guest dead"
+        );
+        env.ok(&["delete", id]);
+        assert_eq!(
+            pod.leftovers(),
+            "",
+            "round {round}: left in the pod after delete"
+        );
+        assert!(
+            pod.pod.has_link("mytap0"),
+            "round {round}: mytap0 was touched"
+        );
+        assert!(pod.pod.has_link("eth0"));
+        assert!(!env.state_dir(id).exists());
+    }
+    let mut us = network_step_us(&ts);
+    assert_eq!(us.len(), 2, "timestamps: {us:?}");
+    println!(
+        "network step (TS11->TS12), Linux guest starts: {us:?} µs, median {:.0} µs",
+        median(&mut us)
+    );
+}
+
+#[test]
+fn two_pods_at_once() {
+    let t = "two_pods_at_once";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let (a, b) = (Pod::new(2), Pod::new(3));
+    let env = Env::new(LINUX_CONFIG);
+    let (ba, bb) = (serve_bundle(&a.pod.path()), serve_bundle(&b.pod.path()));
+    let _ca = Ctr {
+        env: &env,
+        id: "net-a".into(),
+    };
+    let _cb = Ctr {
+        env: &env,
+        id: "net-b".into(),
+    };
+    let pa = env.create(&ba.write(), "net-a", &[]);
+    let pb = env.create(&bb.write(), "net-b", &[]);
+    env.ok(&["start", "net-a"]);
+    env.ok(&["start", "net-b"]);
+    for (id, pod) in [("net-a", &a), ("net-b", &b)] {
+        assert!(
+            env.wait_out(id, "URUNC-SERVING", Duration::from_secs(120)),
+            "{id}:\n{}\n{}",
+            env.out(id),
+            env.err(id)
+        );
+        assert!(
+            env.out(id).contains(&format!(
+                "URUNC-NET ip={}/24 gw={} dns={DNS} mac={}",
+                pod.ip, pod.gw, pod.mac
+            )),
+            "{id}:\n{}",
+            env.out(id)
+        );
+    }
+    for (id, pod) in [("net-a", &a), ("net-b", &b)] {
+        assert!(pod.ping(10), "{id} does not answer ping");
+        let hello = pod.tcp_hello();
+        assert!(
+            hello.contains("hello from urunc guest"),
+            "{id}: TCP 8080 answered {hello:?}"
+        );
+    }
+    stop(&env, "net-a", pa);
+    stop(&env, "net-b", pb);
+    env.ok(&["delete", "net-a"]);
+    env.ok(&["delete", "net-b"]);
+    assert_eq!(a.leftovers(), "");
+    assert_eq!(b.leftovers(), "");
+}
+
+#[test]
+fn no_interface_means_no_nic_and_no_ip_words() {
+    let t = "no_interface_means_no_nic_and_no_ip_words";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let ns = Netns::new("empty");
+    let env = Env::new(LINUX_CONFIG);
+    let mut b = linux_bundle(&["/init", "print"]);
+    set_netns(&mut b, &ns.path());
+    let bundle = b.write();
+    let id = "net-none";
+    let _c = Ctr {
+        env: &env,
+        id: id.into(),
+    };
+    let pid = env.create(&bundle, id, &[]);
+    env.ok(&["start", id]);
+    assert_eq!(
+        wait_exit(pid, Duration::from_secs(90)),
+        Some(0),
+        "{}\n{}",
+        env.out(id),
+        env.err(id)
+    );
+    let out = env.out(id);
+    assert_eq!(marker_lines(&out, "URUNC-NET"), ["URUNC-NET none"], "{out}");
+    let cmdline = marker_lines(&out, "URUNC-INIT cmdline:");
+    assert_eq!(cmdline.len(), 1, "{out}");
+    assert!(!cmdline[0].contains("ip="), "{}", cmdline[0]);
+    env.ok(&["delete", id]);
+    let links = String::from_utf8_lossy(&ns.ip(&["-o", "link", "show"]).stdout).into_owned();
+    assert_eq!(links.lines().count(), 1, "only lo expected: {links}");
+}
+
+#[test]
+fn addressless_eth0_fails_start_and_leaves_nothing() {
+    let t = "addressless_eth0_fails_start_and_leaves_nothing";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(4);
+    must(&["ip", "-n", &pod.pod.name, "addr", "flush", "dev", "eth0"]);
+    let env = Env::new(LINUX_CONFIG);
+    let bundle = serve_bundle(&pod.pod.path());
+    let id = "net-noaddr";
+    let _c = Ctr {
+        env: &env,
+        id: id.into(),
+    };
+    let pid = env.create(&bundle.write(), id, &[]);
+    let o = env.urunc(&["start", id]);
+    assert!(!o.status.success(), "start succeeded: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("interface eth0 has no IPv4 address"), "{err}");
+    // The waiting process gave up: nothing runs, the state says stopped.
+    assert_eq!(wait_exit(pid, Duration::from_secs(30)), Some(1));
+    assert_eq!(env.status(id), "stopped");
+    assert_eq!(pod.leftovers(), "");
+    env.ok(&["delete", id]);
+    assert!(!env.state_dir(id).exists());
+    assert!(no_process_with(&bundle.path().display().to_string()));
+}
+
+/// urunc's network steps called directly in a pod namespace: what
+/// discover finds, what setup creates (tap owner, MTU, filters), stale and
+/// live taps of other containers, teardown without the interface name,
+/// the errors; and the step's time over many runs.
+#[test]
+fn netlink_steps_in_a_pod() {
+    let t = "netlink_steps_in_a_pod";
+    if !(need_root(t) && need_bin(t, "ip") && need_bin(t, "tc")) {
+        return;
+    }
+    let _g = serial();
+    let pod = Pod::new(5);
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        "1400",
+    ]);
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "tuntap",
+        "add",
+        "dev",
+        "mytap0",
+        "mode",
+        "tap",
+    ]);
+    let tap = network::tap_name("steps");
+    let facts = pod
+        .pod
+        .enter(network::discover)
+        .unwrap()
+        .expect("eth0 found");
+    assert_eq!(facts.ifname, "eth0");
+    assert_eq!(facts.ip.to_string(), pod.ip);
+    assert_eq!(facts.prefix, 24);
+    assert_eq!(facts.gateway.map(|g| g.to_string()), Some(pod.gw.clone()));
+    let mac: Vec<String> = facts.mac.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(mac.join(":"), pod.mac);
+    assert_eq!(facts.mtu, 1400);
+
+    pod.pod
+        .enter(|| network::setup(&facts, &tap, 1000, 1001))
+        .unwrap();
+    let d = String::from_utf8_lossy(&pod.pod.ip(&["-d", "link", "show", "dev", &tap]).stdout)
+        .into_owned();
+    for want in [
+        "mtu 1400",
+        "tun type tap",
+        "pi off",
+        "vnet_hdr on",
+        "persist on",
+        ",UP",
+    ] {
+        assert!(d.contains(want), "{want:?} not in {d}");
+    }
+    assert_eq!(
+        (pod.pod.sys(&tap, "owner"), pod.pod.sys(&tap, "group")),
+        ("1000".into(), "1001".into()),
+        "{d}"
+    );
+    assert_eq!(
+        pod.pod.sys(&tap, "tun_flags"),
+        "0x5802",
+        "IFF_TAP|IFF_NO_PI|IFF_VNET_HDR|IFF_PERSIST: {d}"
+    );
+    let f = pod.pod.tc(&["filter", "show", "dev", "eth0", "ingress"]);
+    assert!(
+        f.contains("u32")
+            && f.contains(&format!("Redirect to device {tap}"))
+            && f.contains("match 00000000/00000000 at 0"),
+        "{f}"
+    );
+    println!("{f}");
+    // discover ignores our taps, even with eth0 gone from the picture.
+    let again = pod.pod.enter(network::discover).unwrap();
+    assert_eq!(again.as_ref(), Some(&facts));
+
+    // Another container's tap that no monitor holds (stale) is replaced;
+    // one that a monitor holds makes setup refuse eth0.
+    let other = network::tap_name("steps-other");
+    pod.pod
+        .enter(|| network::setup(&facts, &other, 0, 0))
+        .unwrap();
+    assert!(!pod.pod.has_link(&tap), "stale tap {tap} not removed");
+    let held = pod.pod.enter(|| {
+        // SAFETY: plain open/ioctl on a valid ifreq-sized buffer.
+        let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR) };
+        assert!(fd >= 0);
+        let mut req = [0u8; 40];
+        req[..other.len()].copy_from_slice(other.as_bytes());
+        req[16..18].copy_from_slice(
+            &((libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16).to_ne_bytes(),
+        );
+        // SAFETY: TUNSETIFF with a struct-ifreq-sized buffer.
+        assert_eq!(
+            unsafe { libc::ioctl(fd, libc::TUNSETIFF, req.as_ptr()) },
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        let r = network::setup(&facts, &tap, 0, 0);
+        // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
+        r
+    });
+    let e = held.unwrap_err().to_string();
+    assert!(e.contains("eth0") && e.contains(&other), "{e}");
+    assert!(!pod.pod.has_link(&tap), "refused setup left {tap}");
+
+    pod.pod.enter(|| network::teardown(&other, None)).unwrap();
+    assert_eq!(pod.leftovers(), "");
+    assert!(pod.pod.has_link("mytap0"));
+    // Teardown of what is not there is fine.
+    pod.pod.enter(|| network::teardown(&other, None)).unwrap();
+    pod.pod
+        .enter(|| network::teardown(&other, Some("eth0")))
+        .unwrap();
+
+    // The network step's time: discover + setup, as start runs them.
+    let mut us = Vec::new();
+    for _ in 0..30 {
+        let d = pod.pod.enter(|| {
+            let t0 = Instant::now();
+            let f = network::discover().unwrap().unwrap();
+            network::setup(&f, &tap, 0, 0).unwrap();
+            let d = t0.elapsed();
+            network::teardown(&tap, Some("eth0")).unwrap();
+            d
+        });
+        us.push(d.as_secs_f64() * 1e6);
+    }
+    println!(
+        "network step (discover + setup) over {} runs: median {:.0} µs, max {:.0} µs",
+        us.len(),
+        median(&mut us),
+        us.last().unwrap()
+    );
+    assert_eq!(pod.leftovers(), "");
+
+    // Errors: no IPv4 address; several interfaces and no eth0; only lo.
+    must(&["ip", "-n", &pod.pod.name, "addr", "flush", "dev", "eth0"]);
+    let e = pod.pod.enter(network::discover).unwrap_err().to_string();
+    assert!(e.contains("interface eth0 has no IPv4 address"), "{e}");
+    let two = Netns::new("two");
+    must(&[
+        "ip", "-n", &two.name, "link", "add", "a0", "type", "veth", "peer", "name", "a1",
+    ]);
+    let e = two.enter(network::discover).unwrap_err().to_string();
+    assert!(
+        e.contains("a0") && e.contains("a1") && e.contains("eth0"),
+        "{e}"
+    );
+    let empty = Netns::new("lo");
+    assert_eq!(empty.enter(network::discover).unwrap(), None);
+}
