@@ -1,0 +1,257 @@
+//! Real Solo5 runs through urunc: Solo5's own test unikernels on
+//! `solo5-hvt` and `solo5-spt`, with the manifest read by urunc.
+//!
+//! Needs root, the tenders on `$PATH` and Solo5's test unikernels
+//! (`test_hello.hvt`, ... as built by Solo5's `make`), looked up in
+//! `$URUNC_SOLO5_TESTS`, `/usr/local/lib/solo5/tests` and
+//! `/opt/solo5-src/tests` (either flat or in Solo5's `test_<x>/` layout).
+//! Each test prints `SKIP: <test>: <reason>` when one is missing.
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+const MARK: &str = "Command line is: '";
+
+/// Solo5's test unikernel `name` built for `target` (`hvt`/`spt`).
+fn solo5_test(name: &str, target: &str) -> Option<PathBuf> {
+    let file = format!("{name}.{target}");
+    let mut dirs: Vec<PathBuf> = vec![];
+    if let Some(d) = std::env::var_os("URUNC_SOLO5_TESTS") {
+        dirs.push(d.into());
+    }
+    dirs.push("/usr/local/lib/solo5/tests".into());
+    dirs.push("/opt/solo5-src/tests".into());
+    dirs.into_iter()
+        .flat_map(|d| [d.join(&file), d.join(name).join(&file)])
+        .find(|p| p.is_file())
+}
+
+/// Root, the tender, KVM for hvt and the test unikernel, or SKIP.
+fn need_solo5(test: &str, name: &str, target: &str) -> Option<PathBuf> {
+    if !need_root(test) || !need_bin(test, &format!("solo5-{target}")) {
+        return None;
+    }
+    if target == "hvt" && !Path::new("/dev/kvm").exists() {
+        println!("SKIP: {test}: no /dev/kvm");
+        return None;
+    }
+    let k = solo5_test(name, target);
+    if k.is_none() {
+        println!(
+            "SKIP: {test}: Solo5 test unikernel {name}.{target} not found (set URUNC_SOLO5_TESTS)"
+        );
+    }
+    k
+}
+
+fn solo5_bundle(kernel: &Path, guest: &str, target: &str, args: &[&str]) -> Bundle {
+    let mut b = Bundle::new();
+    b.add_file(kernel, "/unikernel/app")
+        .unikernel(guest, target, "/unikernel/app")
+        .memory_mib(32)
+        .args(args);
+    b
+}
+
+/// create + start; returns the exit status and stdout.
+fn run_to_exit(env: &Env, bundle: &str, id: &str) -> (i32, String) {
+    subreaper();
+    let pid = env.create(bundle, id, &[]);
+    env.ok(&["start", id]);
+    let code = wait_exit(pid, Duration::from_secs(60)).expect("the monitor did not exit");
+    let out = env.out(id);
+    env.ok(&["delete", id]);
+    (code, out)
+}
+
+#[test]
+fn hello_gets_the_command_line_on_hvt_and_spt() {
+    for target in ["hvt", "spt"] {
+        let test = format!("hello_gets_the_command_line_on_{target}");
+        let Some(k) = need_solo5(&test, "test_hello", target) else {
+            continue;
+        };
+        let env = Env::new("");
+        // MirageOS words are the application's arguments, one argv element
+        // each: the tender joins them with spaces.
+        let b = solo5_bundle(&k, "mirage", target, &["Hello_Solo5"]);
+        let (code, out) = run_to_exit(&env, &b.write(), &format!("hello-{target}"));
+        assert_eq!(code, 0, "{out}{}", env.err(&format!("hello-{target}")));
+        assert_eq!(
+            marker_lines(&out, MARK),
+            [format!("{MARK}Hello_Solo5'")],
+            "{out}"
+        );
+        assert!(out.contains("SUCCESS"), "{out}");
+        // A word with a space stays one argument up to the tender.
+        let b = solo5_bundle(&k, "mirage", target, &["a b", "c"]);
+        let (code, out) = run_to_exit(&env, &b.write(), &format!("hello2-{target}"));
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(marker_lines(&out, MARK), [format!("{MARK}a b c'")], "{out}");
+        // Rumprun's command line is one JSON word.
+        let b = solo5_bundle(&k, "rumprun", target, &["/hello", "x"]);
+        let (code, out) = run_to_exit(&env, &b.write(), &format!("hello3-{target}"));
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            marker_lines(&out, MARK),
+            [format!("{MARK}{{\"cmdline\":\"/hello x\"}}'")],
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn blk_uses_the_disk_from_the_rootfs() {
+    for target in ["hvt", "spt"] {
+        let test = format!("blk_uses_the_disk_from_the_rootfs_{target}");
+        let Some(k) = need_solo5(&test, "test_blk", target) else {
+            continue;
+        };
+        let env = Env::new("");
+        let mut b = solo5_bundle(&k, "mirage", target, &[]);
+        let disk = b.rootfs().join("data/disk.img");
+        std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
+        std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+        b.annotate("com.urunc.unikernel.block", "/data/disk.img");
+        let id = format!("blk-{target}");
+        let (code, out) = run_to_exit(&env, &b.write(), &id);
+        assert_eq!(code, 0, "{out}{}", env.err(&id));
+        assert!(out.contains("SUCCESS"), "{out}");
+        // test_blk writes a pattern to the disk: the guest wrote the file
+        // in the rootfs, not a copy.
+        assert!(
+            std::fs::read(&disk).unwrap().iter().any(|&b| b != 0),
+            "the guest did not write to {}",
+            disk.display()
+        );
+    }
+}
+
+#[test]
+fn missing_declared_disk_fails_create_naming_the_device() {
+    let test = "missing_declared_disk_fails_create_naming_the_device";
+    let Some(k) = need_solo5(test, "test_blk", "spt") else {
+        return;
+    };
+    let env = Env::new("");
+    let b = solo5_bundle(&k, "mirage", "spt", &[]);
+    let o = env.urunc(&["create", "--bundle", &b.write(), "blk-none"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("declares block device \"storage\"") && t.contains("no disk"),
+        "{t}"
+    );
+    assert!(!env.state_dir("blk-none").exists());
+}
+
+#[test]
+fn kernel_for_the_other_tender_is_refused() {
+    let test = "kernel_for_the_other_tender_is_refused";
+    let Some(k) = need_solo5(test, "test_hello", "spt") else {
+        return;
+    };
+    if !need_bin(test, "solo5-hvt") {
+        return;
+    }
+    let env = Env::new("");
+    let b = solo5_bundle(&k, "mirage", "hvt", &[]);
+    let o = env.urunc(&["create", "--bundle", &b.write(), "wrong-target"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("built for Solo5 spt, not hvt"), "{t}");
+}
+
+#[test]
+fn exit_status_is_the_guests() {
+    for target in ["hvt", "spt"] {
+        let test = format!("exit_status_is_the_guests_{target}");
+        let Some(k) = need_solo5(&test, "test_exception", target) else {
+            continue;
+        };
+        let env = Env::new("");
+        let b = solo5_bundle(&k, "mirage", target, &[]);
+        let id = format!("exc-{target}");
+        // The tender ends a guest that traps with status 255 (hvt) or
+        // a SIGSEGV caught as abort (spt): whatever it is, it is the
+        // container's.
+        let (code, out) = run_to_exit(&env, &b.write(), &id);
+        assert_ne!(code, 0, "{out}");
+        let direct = std::process::Command::new(which(&format!("solo5-{target}")).unwrap())
+            .arg("--mem=32")
+            .arg(&k)
+            .output()
+            .unwrap();
+        let direct_code = direct.status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&direct.status).unwrap_or(0)
+        });
+        assert_eq!(code, direct_code, "{out}");
+    }
+}
+
+/// `Seccomp:` of `/proc/PID/status` once the monitor has run (it stays a
+/// zombie, our child, until we wait for it).
+fn seccomp_mode_of_monitor(env: &Env, bundle: &str, id: &str) -> (String, i32, String) {
+    subreaper();
+    let pid = env.create(bundle, id, &[]);
+    env.ok(&["start", id]);
+    // Wait for the guest's last line, then read the (possibly zombie)
+    // monitor's status before reaping it.
+    assert!(
+        env.wait_out(id, "solo5_exit", Duration::from_secs(60)),
+        "{}",
+        env.out(id)
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mode = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let code = wait_exit(pid, Duration::from_secs(60)).expect("monitor exit");
+    let out = env.out(id);
+    env.ok(&["delete", id]);
+    (mode, code, out)
+}
+
+#[test]
+fn hvt_runs_under_urunc_seccomp_filter() {
+    let test = "hvt_runs_under_urunc_seccomp_filter";
+    let Some(k) = need_solo5(test, "test_hello", "hvt") else {
+        return;
+    };
+    let env = Env::new("");
+    let b = solo5_bundle(&k, "mirage", "hvt", &["Hello_Solo5"]);
+    let (mode, code, out) = seccomp_mode_of_monitor(&env, &b.write(), "sc-on");
+    assert_eq!(
+        mode, "2",
+        "seccomp mode of solo5-hvt with seccomp on\n{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+    // Unconfined (no linux.seccomp in the spec): no filter.
+    let mut b = solo5_bundle(&k, "mirage", "hvt", &["Hello_Solo5"]);
+    b.spec["linux"].as_object_mut().unwrap().remove("seccomp");
+    let (mode, code, out) = seccomp_mode_of_monitor(&env, &b.write(), "sc-off");
+    assert_eq!(
+        mode, "0",
+        "seccomp mode of solo5-hvt with seccomp off\n{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn spt_confines_itself() {
+    let test = "spt_confines_itself";
+    let Some(k) = need_solo5(test, "test_hello", "spt") else {
+        return;
+    };
+    let env = Env::new("");
+    let mut b = solo5_bundle(&k, "mirage", "spt", &["Hello_Solo5"]);
+    b.spec["linux"].as_object_mut().unwrap().remove("seccomp");
+    let (mode, code, out) = seccomp_mode_of_monitor(&env, &b.write(), "spt-sc");
+    assert_eq!(mode, "2", "solo5-spt installs its own filter\n{out}");
+    assert_eq!(code, 0, "{out}");
+}
