@@ -338,14 +338,31 @@ fn read_pid_file(path: &Path) -> Result<i32, String> {
 #[derive(Default)]
 struct State {
     containers: HashMap<String, Container>,
-    early_exits: VecDeque<(i32, i32, Timestamp)>,
+    /// (sequence number, pid, exit code, time) of exits of unknown PIDs.
+    early_exits: VecDeque<(u64, i32, i32, Timestamp)>,
+    /// Sequence number of the next early exit.
+    exit_seq: u64,
 }
 
 impl State {
     /// Take the recorded exit of `pid` if it exited before it was known.
-    fn take_early_exit(&mut self, pid: i32) -> Option<(i32, Timestamp)> {
-        let i = self.early_exits.iter().position(|(p, _, _)| *p == pid)?;
-        self.early_exits.remove(i).map(|(_, c, t)| (c, t))
+    /// Only exits recorded at or after sequence `since` count: an older
+    /// exit of the same PID was another process (PIDs get reused).
+    fn take_early_exit(&mut self, pid: i32, since: u64) -> Option<(i32, Timestamp)> {
+        let i = self
+            .early_exits
+            .iter()
+            .position(|(seq, p, _, _)| *p == pid && *seq >= since)?;
+        self.early_exits.remove(i).map(|(_, _, c, t)| (c, t))
+    }
+
+    fn record_early_exit(&mut self, pid: i32, code: i32) {
+        if self.early_exits.len() >= EARLY_EXITS {
+            self.early_exits.pop_front();
+        }
+        let seq = self.exit_seq;
+        self.exit_seq += 1;
+        self.early_exits.push_back((seq, pid, code, now()));
     }
 }
 
@@ -521,10 +538,7 @@ impl Inner {
             match found {
                 Some(f) => f,
                 None => {
-                    if st.early_exits.len() >= EARLY_EXITS {
-                        st.early_exits.pop_front();
-                    }
-                    st.early_exits.push_back((pid, code, now()));
+                    st.record_early_exit(pid, code);
                     return;
                 }
             }
@@ -587,9 +601,14 @@ impl Inner {
                 "create {id}: restoring from a checkpoint is not supported"
             ));
         }
-        if self.lock().containers.contains_key(id) {
-            return Err(format!("create {id}: container already exists"));
-        }
+        // Exits recorded from now on may be this container's init.
+        let since = {
+            let st = self.lock();
+            if st.containers.contains_key(id) {
+                return Err(format!("create {id}: container already exists"));
+            }
+            st.exit_seq
+        };
         let bundle = PathBuf::from(&req.bundle);
         if !bundle.join("config.json").is_file() {
             return Err(format!(
@@ -651,7 +670,7 @@ impl Inner {
         init.set_io(pio);
         let early = {
             let mut st = self.lock();
-            let early = st.take_early_exit(pid);
+            let early = st.take_early_exit(pid, since);
             if let Some((code, ts)) = &early {
                 init.status = Status::Stopped;
                 init.exit_status = *code as u32;
@@ -760,6 +779,7 @@ impl Inner {
         std::fs::write(&spec_file, &spec)
             .map_err(|e| err(Code::UNKNOWN, format!("write {}: {e}", spec_file.display())))?;
         let _ = std::fs::remove_file(&pid_file);
+        let since = self.lock().exit_seq;
         let launched = with_stdio(id, terminal, &stdin, &stdout, &stderr, |stdio, sock| {
             rt.exec(id, &spec_file, &pid_file, sock, stdio)
         })
@@ -768,7 +788,7 @@ impl Inner {
         let _ = std::fs::remove_file(&pid_file);
         let (pid, pio) =
             launched.map_err(|e| err(Code::UNKNOWN, format!("exec {exec_id} in {id}: {e}")))?;
-        let early = self.lock().take_early_exit(pid);
+        let early = self.lock().take_early_exit(pid, since);
         self.get_proc(id, exec_id, |p| {
             p.pid = pid;
             p.set_io(pio);
@@ -1220,6 +1240,26 @@ impl shim::Task for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_exits_match_only_recent_records() {
+        let mut st = State::default();
+        st.record_early_exit(100, 1);
+        let since = st.exit_seq;
+        // PID 100 exited before `since`: another process, not ours.
+        assert!(st.take_early_exit(100, since).is_none());
+        st.record_early_exit(100, 7);
+        assert_eq!(st.take_early_exit(100, since).map(|(c, _)| c), Some(7));
+        assert!(st.take_early_exit(100, since).is_none());
+        for pid in 0..(EARLY_EXITS as i32 + 5) {
+            st.record_early_exit(1000 + pid, 0);
+        }
+        assert_eq!(st.early_exits.len(), EARLY_EXITS);
+        assert!(st.take_early_exit(1000, 0).is_none(), "oldest not evicted");
+        assert!(st
+            .take_early_exit(1000 + EARLY_EXITS as i32 + 4, 0)
+            .is_some());
+    }
 
     #[test]
     fn runtime_choice_order() {
