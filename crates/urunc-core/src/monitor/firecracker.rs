@@ -2,20 +2,26 @@
 //!
 //! # Launch
 //!
-//! `firecracker --no-api --config-file <work>/fc.json [--no-seccomp]`: no
-//! API socket, no log or metrics file; everything is in one JSON config
-//! ([`FcConfig`]) that [`Monitor::command`] returns in
-//! [`MonitorCommand::files`]. The work directory is the sandbox's tmpfs
-//! (`/run/urunc` inside the container's mount namespace), so the config
-//! disappears with that namespace when the monitor exits and `delete` has
-//! nothing to remove; without a mount namespace (`View::Host`) it is the
-//! container's `sandbox` directory under the state directory, which `delete`
-//! removes with the state.
+//! `firecracker --no-api --config-file <work>/fc.json --level Warning
+//! [--no-seccomp]`: no API socket, no log or metrics file; everything is in
+//! one JSON config ([`FcConfig`]) that [`Monitor::command`] returns in
+//! [`MonitorCommand::files`]. Firecracker logs to stdout, which is the
+//! guest console: at its default level (Info) its lines land in the middle
+//! of the guest's own lines, so only warnings and errors are kept (the
+//! reason of a failure still reaches the container's log). The work
+//! directory is the sandbox's tmpfs (`/run/urunc` inside the container's
+//! mount namespace), so the config disappears with that namespace when the
+//! monitor exits and `delete` has nothing to remove; without a mount
+//! namespace (`View::Host`) plan puts it in the work directory it is given.
 //!
 //! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
 //! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
-//! arguments, before a ` -- ` separator when one is followed by arguments,
-//! otherwise at the very end.
+//! arguments: before the first ` -- ` when that is followed by arguments,
+//! otherwise at the very end — i.e. after a trailing `--`. Unikraft parses
+//! `virtio_mmio.device` as a library parameter, which must come before `--`,
+//! so a Unikraft guest with a NIC or disk and no application arguments does
+//! not see its devices (a limitation of Firecracker's command-line handling
+//! that the guest's words cannot avoid without adding an argument).
 //!
 //! # Kernel
 //!
@@ -24,28 +30,28 @@
 //! `create`, naming the `binary` key.
 //!
 //! # Exit status (v1.7.0, read from its source and checked with the
-//! project's test kernel)
+//! project's test kernel, `tests/fixtures/fckernel`)
 //!
 //! | what happens | Firecracker's exit status |
 //! |---|---|
-//! | guest resets through the i8042 (Linux `reboot=k`, also what `panic=1` ends in) | 0 |
-//! | guest triple-faults (KVM shutdown exit) or a vCPU exits on HLT | 0 |
-//! | KVM reports an internal error / failed entry on a vCPU | 1 |
+//! | guest resets through the i8042 (Linux `reboot=k`, also what `panic=1` ends in; fckernel's default) | 0 (observed) |
+//! | KVM shutdown exit (triple fault on bare-metal KVM) or a vCPU exit on HLT | 0 (source) |
+//! | KVM internal error / failed entry on a vCPU (a triple fault under this host's nested KVM: fckernel `triplefault`) | 1 (observed), logged as `Received KVM_EXIT_INTERNAL_ERROR` |
 //! | bad config file or kernel that cannot be loaded | 152 (`BadConfiguration`) or 1 |
 //! | bad command line | 153 |
 //! | seccomp violation | 148; SIGBUS/SIGSEGV/SIGXFSZ/SIGXCPU/SIGPIPE/SIGHUP/SIGILL: 149/150/151/154/155/156/157 |
-//! | SIGTERM/SIGKILL (not handled by Firecracker) | killed by the signal (engines report 128+n: 143/137) |
+//! | SIGTERM/SIGKILL (Firecracker does not handle them) | killed by the signal (shell/engine status 143/137, observed) |
 //!
 //! A Firecracker guest has no way to pass an exit code: a clean guest
-//! shutdown, a Linux panic (with `panic=1`, which reboots) and a guest
-//! triple fault all end with status 0. urunc reports exactly the monitor's
-//! status (the monitor is the container's process), so for Firecracker 0
-//! means "the VM ended without a monitor error", not "the application
-//! succeeded"; non-zero means Firecracker itself failed (its reason is on
-//! the container's stdout, where Firecracker logs). Telling a guest crash
-//! apart would need a wrapper process that reads the console (e.g. a
-//! Linux "Kernel panic" line) and maps it to a status; urunc does not do
-//! that, since the monitor must stay the container's process.
+//! shutdown, a Linux panic (with `panic=1`, which reboots) and, on bare
+//! metal, a guest triple fault all end with status 0. urunc reports exactly
+//! the monitor's status (the monitor is the container's process), so for
+//! Firecracker 0 means "the VM ended without a monitor error", not "the
+//! application succeeded"; non-zero means Firecracker itself failed (the
+//! reason is on the container's stdout). Telling a guest crash apart would
+//! need a wrapper process that reads the console (e.g. a Linux
+//! `Kernel panic` line) and maps it to a status, at the price of the
+//! monitor no longer being the container's process; urunc does not do it.
 
 use super::{format_mac, Manifest, Monitor, MonitorCommand, MonitorRequest};
 use serde::Serialize;
@@ -58,6 +64,8 @@ pub struct Firecracker;
 pub const CONFIG_FILE: &str = "fc.json";
 /// Firecracker v1.7's limit (`MAX_SUPPORTED_VCPUS`).
 const MAX_VCPUS: u32 = 32;
+/// Guest memory below this cannot hold even a tiny kernel at 1 MiB.
+const MIN_MEMORY_MIB: u64 = 2;
 /// Lowest entry point Firecracker accepts for an ELF kernel (HIMEM_START).
 const MIN_ENTRY: u64 = 0x10_0000;
 
@@ -119,6 +127,12 @@ pub fn config(r: &MonitorRequest) -> Result<FcConfig, String> {
         return Err(format!(
             "{} vCPUs requested; Firecracker runs 1 to {MAX_VCPUS}",
             r.vcpus
+        ));
+    }
+    if r.memory_mib < MIN_MEMORY_MIB {
+        return Err(format!(
+            "{} MiB of guest memory is below its minimum of {MIN_MEMORY_MIB} MiB (it loads the kernel at 1 MiB; raise the container's memory limit)",
+            r.memory_mib
         ));
     }
     let boot_args = r.guest_words.join(" ");
@@ -200,6 +214,8 @@ impl Monitor for Firecracker {
             "--no-api".into(),
             "--config-file".into(),
             path.display().to_string(),
+            "--level".into(),
+            "Warning".into(),
         ];
         if !r.seccomp {
             argv.push("--no-seccomp".into());
@@ -374,7 +390,9 @@ mod tests {
                 "/usr/local/bin/firecracker",
                 "--no-api",
                 "--config-file",
-                "/run/urunc/fc.json"
+                "/run/urunc/fc.json",
+                "--level",
+                "Warning"
             ]
         );
         assert_eq!(
