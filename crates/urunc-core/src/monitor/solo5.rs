@@ -40,7 +40,7 @@ fn names(devs: &[&Device]) -> String {
 
 /// The one device of `kind` the manifest declares, if any; more than one is
 /// an error since a container has one network and one disk.
-fn single<'m>(m: &'m Manifest, kind: DeviceKind) -> Result<Option<&'m Device>, String> {
+fn single(m: &Manifest, kind: DeviceKind) -> Result<Option<&Device>, String> {
     let devs: Vec<&Device> = m.of_kind(kind).collect();
     match devs.as_slice() {
         [] => Ok(None),
