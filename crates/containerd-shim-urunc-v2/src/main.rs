@@ -7,6 +7,7 @@
 
 mod io;
 mod mount;
+mod oom;
 mod runtime;
 mod service;
 mod stats;

@@ -15,8 +15,8 @@ use containerd_shim::{
     monitor::{monitor_subscribe, ExitEvent, Subject, Topic},
     protos::{
         events::task::{
-            TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
-            TaskResumed, TaskStart,
+            TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM,
+            TaskPaused, TaskResumed, TaskStart,
         },
         protobuf::{
             well_known_types::{any::Any, timestamp::Timestamp},
@@ -844,7 +844,25 @@ impl shim::Task for Service {
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
         info!("create {} bundle {}", req.id, req.bundle);
+        let id = req.id.clone();
         let pid = self.inner.create(req).map_err(|e| err(Code::UNKNOWN, e))?;
+        let weak = Arc::downgrade(&self.inner);
+        let cid = id.clone();
+        let watched = crate::oom::watch(pid as i32, move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.publish(
+                    topics::TASK_OOM_EVENT_TOPIC,
+                    "containerd.events.TaskOOM",
+                    &TaskOOM {
+                        container_id: cid.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+        });
+        if let Err(e) = watched {
+            warn!("no OOM events for {id}: {e}");
+        }
         Ok(api::CreateTaskResponse {
             pid,
             ..Default::default()

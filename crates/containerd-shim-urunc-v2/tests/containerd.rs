@@ -597,3 +597,53 @@ fn pod_containers_share_one_shim() {
         "shared shim still running after the last delete"
     );
 }
+
+/// A container killed by the kernel's OOM killer: exit 137 and a TaskOOM
+/// event (CRI's `OOMKilled`).
+#[test]
+fn oom_kill_is_reported() {
+    if need("oom_kill_is_reported").is_none() {
+        return;
+    }
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    if swaps.lines().count() > 1 {
+        println!("SKIP: oom_kill_is_reported: swap is on, a memory limit need not OOM-kill");
+        return;
+    }
+    let c = Containerd::start("oom");
+    let mut events = c
+        .ctr_cmd(&["events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The shell keeps 200 MB of output in memory; the limit is 16 MiB.
+    let out = c.run(
+        "oom1",
+        &["--memory-limit", "16777216"],
+        &[
+            "/bin/sh",
+            "-c",
+            "a=$(yes | head -c 200000000); echo survived",
+        ],
+    );
+    // SAFETY: kill(2) on the PID of our own unreaped child.
+    unsafe {
+        libc::kill(events.id() as i32, libc::SIGTERM);
+    }
+    let _ = events.wait();
+    let mut ev = String::new();
+    std::io::Read::read_to_string(&mut events.stdout.take().unwrap(), &mut ev).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "stdout: {}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("survived"));
+    assert!(
+        ev.lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("oom1")),
+        "no /tasks/oom event for oom1:\n{ev}"
+    );
+}
