@@ -6,7 +6,10 @@ use super::solo5;
 use super::solo5_manifest::Manifest;
 use super::solo5_manifest::Target;
 use super::{Monitor, MonitorCommand, MonitorRequest};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -40,8 +43,9 @@ impl Monitor for Hvt {
 
 /// Everything solo5-hvt calls, from the `execve` that starts it (dynamic
 /// loader and libc start-up included) to its exit, measured with
-/// `strace -f` over the hello, block, network and exception test
-/// unikernels and checked against the tender's sources: KVM ioctls, the
+/// `strace -f` over the hello, block, network (answering pings) and
+/// exception test unikernels and checked against the tender's sources:
+/// KVM ioctls, getifaddrs() for the tap, the
 /// guest's block (pread/pwrite) and network (read/write on the tap) I/O,
 /// the epoll/timerfd wait behind `solo5_yield`, and the abort path.
 const ALLOWED: &[i64] = &[
@@ -75,6 +79,13 @@ const ALLOWED: &[i64] = &[
     libc::SYS_ioctl,
     libc::SYS_fsync,
     libc::SYS_fdatasync,
+    // getifaddrs() when attaching a tap: a route netlink dump (socket
+    // itself is only allowed for AF_NETLINK, see `filter`)
+    libc::SYS_bind,
+    libc::SYS_getsockname,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_recvmsg,
     // solo5_yield and the clock
     libc::SYS_epoll_create1,
     libc::SYS_epoll_ctl,
@@ -113,20 +124,30 @@ const ALLOWED_X86_64: &[i64] = &[];
 
 /// The hvt allowlist as BPF; any other system call kills the monitor.
 pub fn filter() -> Result<BpfProgram, String> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED
+    let err = |e: seccompiler::BackendError| format!("seccomp filter for solo5-hvt: {e}");
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
         .chain(ALLOWED_X86_64)
         .map(|&s| (s, vec![]))
         .collect();
+    // socket() only for getifaddrs()'s route netlink socket.
+    let netlink_only = SeccompRule::new(vec![SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::AF_NETLINK as u64,
+    )
+    .map_err(err)?])
+    .map_err(err)?;
+    rules.insert(libc::SYS_socket, vec![netlink_only]);
     let f = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         target_arch()?,
     )
-    .map_err(|e| format!("seccomp filter for solo5-hvt: {e}"))?;
-    f.try_into()
-        .map_err(|e: seccompiler::BackendError| format!("seccomp filter for solo5-hvt: {e}"))
+    .map_err(err)?;
+    f.try_into().map_err(err)
 }
 
 #[cfg(test)]
