@@ -264,7 +264,7 @@ impl Netns {
         let name = format!("urs5{}{tag}", std::process::id());
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &name])
-            .status();
+            .output();
         ip(&["netns", "add", &name]);
         Netns(name)
     }
