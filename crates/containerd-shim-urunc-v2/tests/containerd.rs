@@ -647,3 +647,68 @@ fn oom_kill_is_reported() {
         "no /tasks/oom event for oom1:\n{ev}"
     );
 }
+
+/// `--log-uri file://PATH`: containerd hands the shim a file URI for both
+/// output streams.
+#[test]
+fn log_uri_file_receives_output() {
+    if need("log_uri_file_receives_output").is_none() {
+        return;
+    }
+    let c = Containerd::start("loguri");
+    let log = c.dir.join("container.log");
+    let uri = format!("file://{}", log.display());
+    let out = c.run(
+        "log1",
+        &["--log-uri", &uri],
+        &["/bin/sh", "-c", "echo to-log; echo err-to-log >&2; exit 2"],
+    );
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    let content = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(content.contains("to-log\n"), "log: {content:?}");
+    assert!(content.contains("err-to-log\n"), "log: {content:?}");
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    if need("exec_with_a_terminal").is_none() {
+        return;
+    }
+    let Some(script) = support::which("script") else {
+        println!("SKIP: exec_with_a_terminal: script(1) not found (bsdutils)");
+        return;
+    };
+    let c = Containerd::start("exectty");
+    let id = "et1";
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sleep",
+        "100",
+    ]);
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    let cmd = format!(
+        "ctr --address {} --namespace {} task exec -t --exec-id t1 {id} \
+         /bin/sh -c 'tty; echo exec-on-tty; exit 6'",
+        c.sock.display(),
+        c.namespace
+    );
+    let out = std::process::Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "stdout: {o}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(o.contains("/dev/pts/"), "not on a pty: {o}");
+    assert!(o.contains("exec-on-tty"), "output: {o}");
+}
