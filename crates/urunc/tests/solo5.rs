@@ -348,3 +348,107 @@ fn net_device_gets_the_containers_tap() {
         env.ok(&["delete", &id]);
     }
 }
+
+/// Builds tests/fixtures/solo5-ping (once per test) into `dir`; None (after
+/// printing SKIP) without a Solo5 toolchain.
+fn ping_unikernel(test: &str, dir: &Path, target: &str) -> Option<PathBuf> {
+    let o = std::process::Command::new("bash")
+        .arg(repo_root().join("tests/fixtures/solo5-ping/build.sh"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(3) {
+        println!(
+            "SKIP: {test}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+        return None;
+    }
+    assert!(o.status.success(), "solo5-ping/build.sh: {}", text(&o));
+    Some(dir.join(format!("ping.{target}")))
+}
+
+#[test]
+fn guest_answers_ping_through_the_containers_tap() {
+    for target in ["hvt", "spt"] {
+        let test = format!("guest_answers_ping_through_the_containers_tap_{target}");
+        if !need_root(&test)
+            || !need_bin(&test, &format!("solo5-{target}"))
+            || !need_bin(&test, "ip")
+            || !need_bin(&test, "busybox")
+        {
+            continue;
+        }
+        if target == "hvt" && !Path::new("/dev/kvm").exists() {
+            println!("SKIP: {test}: no /dev/kvm");
+            continue;
+        }
+        let build = tempfile::tempdir().unwrap();
+        let Some(k) = ping_unikernel(&test, build.path(), target) else {
+            return;
+        };
+        let (pod, peer) = pod_with_peer();
+        let mac = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pod.0,
+                "cat",
+                "/sys/class/net/eth0/address",
+            ])
+            .output()
+            .unwrap();
+        let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+        let env = Env::new("");
+        let mut b = solo5_bundle(&k, "mirage", target, &["-l", "debug"]);
+        for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+            }
+        }
+        let id = format!("ping-{target}");
+        subreaper();
+        let pid = env.create(&b.write(), &id, &[]);
+        let o = env.urunc(&["start", &id]);
+        if !o.status.success() && text(&o).contains("no network interface") {
+            println!("SKIP: {test}: urunc found no network in the pod namespace (network discovery not available): {}", text(&o));
+            let _ = env.urunc(&["delete", "--force", &id]);
+            return;
+        }
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            env.wait_out(&id, "URUNC-SOLO5-PING serving", Duration::from_secs(30)),
+            "{}{}",
+            env.out(&id),
+            env.err(&id)
+        );
+        // The guest owns the container's address and MAC.
+        let out = env.out(&id);
+        assert_eq!(
+            marker_lines(&out, "URUNC-SOLO5-PING cmdline:"),
+            ["URUNC-SOLO5-PING cmdline: --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1 -l debug"],
+            "{out}"
+        );
+        assert_eq!(
+            marker_lines(&out, "URUNC-SOLO5-PING serving"),
+            [format!("URUNC-SOLO5-PING serving 10.0.0.2 mac {mac}")],
+            "{out}"
+        );
+        let ping = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &peer.0, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
+            ])
+            .output()
+            .unwrap();
+        let code = wait_exit(pid, Duration::from_secs(60));
+        let out = env.out(&id);
+        assert!(
+            ping.status.success(),
+            "ping from the peer: {}\nguest:\n{out}",
+            text(&ping)
+        );
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("URUNC-SOLO5-PING echo 3"), "{out}");
+        env.ok(&["delete", &id]);
+    }
+}
