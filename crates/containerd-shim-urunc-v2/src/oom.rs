@@ -11,6 +11,7 @@ use std::{
     io::Write,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     thread,
 };
 
@@ -47,17 +48,55 @@ fn memory_cgroup(pid: i32) -> Result<(PathBuf, bool), String> {
     }
 }
 
-/// Watch the memory cgroup of `pid`; call `on_oom` for each OOM kill.
-pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> Result<(), String> {
-    let (dir, v2) = memory_cgroup(pid)?;
-    if v2 {
-        watch_v2(dir, on_oom)
-    } else {
-        watch_v1(dir, on_oom)
+/// The OOM-kill counter of one container's memory cgroup. Checked by the
+/// watcher thread when the kernel signals, and by the exit path before it
+/// reports a container's exit, so that TaskOOM comes before TaskExit.
+pub struct OomWatch {
+    counter_file: PathBuf,
+    seen: Mutex<u64>,
+    on_oom: Box<dyn Fn() + Send + Sync>,
+}
+
+impl OomWatch {
+    fn new(counter_file: PathBuf, on_oom: Box<dyn Fn() + Send + Sync>) -> OomWatch {
+        let seen = std::fs::read_to_string(&counter_file)
+            .map(|s| oom_kills(&s))
+            .unwrap_or(0);
+        OomWatch {
+            counter_file,
+            seen: Mutex::new(seen),
+            on_oom,
+        }
+    }
+
+    /// Report OOM kills counted since the last check. `None` once the
+    /// cgroup is gone; `Some(counted)` says whether the kernel has a counter.
+    pub fn check(&self) -> Option<bool> {
+        let text = std::fs::read_to_string(&self.counter_file).ok()?;
+        if !text.contains("oom_kill ") {
+            return Some(false);
+        }
+        let now = oom_kills(&text);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if now > *seen {
+            (self.on_oom)();
+        }
+        *seen = now;
+        Some(true)
     }
 }
 
-fn watch_v1(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<(), String> {
+/// Watch the memory cgroup of `pid`; `on_oom` runs once per OOM kill.
+pub fn watch(pid: i32, on_oom: impl Fn() + Send + Sync + 'static) -> Result<Arc<OomWatch>, String> {
+    let (dir, v2) = memory_cgroup(pid)?;
+    if v2 {
+        watch_v2(dir, Box::new(on_oom))
+    } else {
+        watch_v1(dir, Box::new(on_oom))
+    }
+}
+
+fn watch_v1(dir: PathBuf, on_oom: Box<dyn Fn() + Send + Sync>) -> Result<Arc<OomWatch>, String> {
     let control_path = dir.join("memory.oom_control");
     let control =
         File::open(&control_path).map_err(|e| format!("open {}: {e}", control_path.display()))?;
@@ -70,35 +109,30 @@ fn watch_v1(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<(), Stri
             f.write_all(format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()).as_bytes())
         })
         .map_err(|e| format!("register OOM event in {}: {e}", reg.display()))?;
-    let mut seen = std::fs::read_to_string(&control_path)
-        .map(|s| oom_kills(&s))
-        .unwrap_or(0);
+    let w = Arc::new(OomWatch::new(control_path, on_oom));
+    let tw = Arc::clone(&w);
     thread::spawn(move || {
         let _control = control;
+        // Also signalled when the cgroup is removed: `check` then ends it.
         while efd.read().is_ok() {
-            // Also signalled when the cgroup is removed.
-            let Ok(text) = std::fs::read_to_string(&control_path) else {
-                break;
-            };
-            let now = oom_kills(&text);
-            // Kernels without the counter: every event is an OOM.
-            if now > seen || !text.contains("oom_kill ") {
-                on_oom();
+            match tw.check() {
+                None => break,
+                // Kernels without the counter: every event is an OOM.
+                Some(false) => (tw.on_oom)(),
+                Some(true) => {}
             }
-            seen = now;
         }
     });
-    Ok(())
+    Ok(w)
 }
 
-fn watch_v2(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<(), String> {
+fn watch_v2(dir: PathBuf, on_oom: Box<dyn Fn() + Send + Sync>) -> Result<Arc<OomWatch>, String> {
     let events = dir.join("memory.events");
     let ino = Inotify::init(InitFlags::IN_CLOEXEC).map_err(|e| format!("inotify: {e}"))?;
     ino.add_watch(&events, AddWatchFlags::IN_MODIFY)
         .map_err(|e| format!("watch {}: {e}", events.display()))?;
-    let mut seen = std::fs::read_to_string(&events)
-        .map(|s| oom_kills(&s))
-        .unwrap_or(0);
+    let w = Arc::new(OomWatch::new(events, on_oom));
+    let tw = Arc::clone(&w);
     thread::spawn(move || {
         while let Ok(evs) = ino.read_events() {
             if evs
@@ -107,17 +141,12 @@ fn watch_v2(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<(), Stri
             {
                 break; // the cgroup is gone
             }
-            let Ok(text) = std::fs::read_to_string(&events) else {
+            if tw.check().is_none() {
                 break;
-            };
-            let now = oom_kills(&text);
-            if now > seen {
-                on_oom();
             }
-            seen = now;
         }
     });
-    Ok(())
+    Ok(w)
 }
 
 #[cfg(test)]
@@ -135,8 +164,34 @@ mod tests {
     }
 
     #[test]
+    fn check_reports_each_new_kill_once() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memory.events");
+        std::fs::write(&f, "oom 0\noom_kill 0\n").unwrap();
+        let count = Arc::new(AtomicU32::new(0));
+        let c = Arc::clone(&count);
+        let w = OomWatch::new(
+            f.clone(),
+            Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        assert_eq!(w.check(), Some(true));
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        std::fs::write(&f, "oom 1\noom_kill 1\n").unwrap();
+        assert_eq!(w.check(), Some(true));
+        assert_eq!(w.check(), Some(true));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        std::fs::write(&f, "oom_kill_disable 0\nunder_oom 0\n").unwrap();
+        assert_eq!(w.check(), Some(false));
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(w.check(), None);
+    }
+
+    #[test]
     fn watch_of_missing_process_names_it() {
-        let e = watch(i32::MAX, || {}).unwrap_err();
+        let e = watch(i32::MAX, || {}).err().unwrap();
         assert!(e.contains(&i32::MAX.to_string()), "{e}");
     }
 }

@@ -45,6 +45,8 @@ use crate::{
 const RUNTIME_STATE_FILE: &str = "urunc-shim.json";
 /// Exits of PIDs not (yet) known as a container's: kept this many.
 const EARLY_EXITS: usize = 64;
+/// How long shutdown waits for queued events to reach containerd.
+const EVENTS_FLUSH: Duration = Duration::from_secs(2);
 /// How long an exit waits for terminal output to drain before it is reported.
 const IO_DRAIN: Duration = Duration::from_secs(2);
 
@@ -253,6 +255,7 @@ struct Container {
     bundle: PathBuf,
     runtime: Runtime,
     rootfs_mounted: bool,
+    oom: Option<Arc<crate::oom::OomWatch>>,
     init: Proc,
     execs: HashMap<String, Proc>,
 }
@@ -373,6 +376,9 @@ struct Event {
     topic: &'static str,
     type_url: &'static str,
     value: Vec<u8>,
+    /// Acknowledged once this and every earlier event went out; an event
+    /// with an empty topic is only such a marker.
+    ack: Option<mpsc::Sender<()>>,
 }
 
 /// Connect to containerd's TTRPC endpoint for events.
@@ -436,6 +442,12 @@ impl Service {
         thread::spawn(move || {
             let mut client = None;
             for ev in rx {
+                if ev.topic.is_empty() {
+                    if let Some(a) = ev.ack {
+                        let _ = a.send(());
+                    }
+                    continue;
+                }
                 // One reconnection attempt per event if containerd went away.
                 for _ in 0..2 {
                     if client.is_none() {
@@ -500,7 +512,25 @@ impl Inner {
                 topic,
                 type_url,
                 value,
+                ack: None,
             });
+        }
+    }
+
+    /// Wait (bounded) until the events queued so far were sent.
+    fn flush_events(&self) {
+        let (tx, rx) = mpsc::channel();
+        let sent = self.events.lock().map(|q| {
+            q.send(Event {
+                topic: "",
+                type_url: "",
+                value: Vec::new(),
+                ack: Some(tx),
+            })
+            .is_ok()
+        });
+        if matches!(sent, Ok(true)) {
+            let _ = rx.recv_timeout(EVENTS_FLUSH);
         }
     }
 
@@ -545,6 +575,13 @@ impl Inner {
         };
         if let Some(rx) = io_done {
             let _ = rx.recv_timeout(IO_DRAIN);
+        }
+        // An OOM kill is reported before the exit it caused.
+        if exec_id.is_empty() {
+            let oom = self.lock().containers.get(&id).and_then(|c| c.oom.clone());
+            if let Some(w) = oom {
+                let _ = w.check();
+            }
         }
         let ts = now();
         {
@@ -682,6 +719,7 @@ impl Inner {
                     bundle: bundle.clone(),
                     runtime: rt.clone(),
                     rootfs_mounted: mounted,
+                    oom: None,
                     init,
                     execs: HashMap::new(),
                 },
@@ -860,8 +898,14 @@ impl shim::Task for Service {
                 );
             }
         });
-        if let Err(e) = watched {
-            warn!("no OOM events for {id}: {e}");
+        match watched {
+            Ok(w) => {
+                let _ = self.inner.get(&id, |c| {
+                    c.oom = Some(w);
+                    Ok(())
+                });
+            }
+            Err(e) => warn!("no OOM events for {id}: {e}"),
         }
         Ok(api::CreateTaskResponse {
             pid,
@@ -1249,6 +1293,8 @@ impl shim::Task for Service {
         // containerd asks once its tasks here are deleted; with a pod's
         // containers grouped in this shim, stay up while any remain.
         if self.inner.lock().containers.is_empty() {
+            // Events still queued (a late TaskOOM) would die with us.
+            self.inner.flush_events();
             self.inner.exit.signal();
         }
         Ok(api::Empty::default())

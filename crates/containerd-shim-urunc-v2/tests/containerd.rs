@@ -641,11 +641,15 @@ fn oom_kill_is_reported() {
         text(&out.stdout)
     );
     assert!(!text(&out.stdout).contains("survived"));
-    assert!(
+    let pos = |topic: &str| {
         ev.lines()
-            .any(|l| l.contains("/tasks/oom") && l.contains("oom1")),
-        "no /tasks/oom event for oom1:\n{ev}"
-    );
+            .position(|l| l.contains(topic) && l.contains("\"oom1\""))
+    };
+    let oom = pos("/tasks/oom");
+    assert!(oom.is_some(), "no /tasks/oom event for oom1:\n{ev}");
+    // Reported before the exit it caused (CRI then records OOMKilled).
+    let exit = pos("/tasks/exit");
+    assert!(exit.is_some() && oom < exit, "order of events:\n{ev}");
 }
 
 /// `--log-uri file://PATH`: containerd hands the shim a file URI for both
