@@ -452,3 +452,61 @@ fn guest_answers_ping_through_the_containers_tap() {
         env.ok(&["delete", &id]);
     }
 }
+
+/// MirageOS on QEMU: the same unikernel for Solo5's virtio target, with
+/// the container's network as a virtio-net device.
+#[test]
+fn mirage_on_qemu_answers_ping() {
+    let test = "mirage_on_qemu_answers_ping";
+    if !need_qemu(test) || !need_bin(test, "ip") || !need_bin(test, "busybox") {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let Some(k) = ping_unikernel(test, build.path(), "virtio") else {
+        return;
+    };
+    let (pod, peer) = pod_with_peer();
+    // Solo5's virtio bindings crash under this host's nested KVM, as
+    // Linux does: TCG.
+    let env = Env::new("[monitors.qemu]\naccel = \"tcg\"\nmachine = \"pc\"\ncpu = \"max\"\n");
+    let mut b = solo5_bundle(&k, "mirage", "qemu", &[]);
+    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+        }
+    }
+    subreaper();
+    let pid = env.create(&b.write(), "mq", &[]);
+    let o = env.urunc(&["start", "mq"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        env.wait_out("mq", "URUNC-SOLO5-PING serving", Duration::from_secs(60)),
+        "{}{}",
+        env.out("mq"),
+        env.err("mq")
+    );
+    let ping = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &peer.0, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
+        ])
+        .output()
+        .unwrap();
+    let answered = env.wait_out("mq", "URUNC-SOLO5-PING echo 3", Duration::from_secs(30));
+    // Solo5 halts the VM at exit instead of ending QEMU: stop it.
+    env.ok(&["kill", "mq", "KILL"]);
+    let code = wait_exit(pid, Duration::from_secs(30));
+    let out = env.out("mq");
+    env.ok(&["delete", "mq"]);
+    assert!(
+        ping.status.success(),
+        "ping from the peer: {}\nguest:\n{out}",
+        text(&ping)
+    );
+    assert!(answered, "{out}");
+    assert_eq!(
+        marker_lines(&out, "URUNC-SOLO5-PING cmdline:"),
+        ["URUNC-SOLO5-PING cmdline: --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1"],
+        "{out}"
+    );
+    assert_eq!(code, Some(137), "{out}");
+}
