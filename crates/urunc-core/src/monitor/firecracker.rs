@@ -40,7 +40,8 @@
 //! | bad config file or kernel that cannot be loaded | 152 (`BadConfiguration`) or 1 |
 //! | bad command line | 153 |
 //! | seccomp violation | 148; SIGBUS/SIGSEGV/SIGXFSZ/SIGXCPU/SIGPIPE/SIGHUP/SIGILL: 149/150/151/154/155/156/157 |
-//! | SIGTERM/SIGKILL (Firecracker does not handle them) | killed by the signal (shell/engine status 143/137, observed) |
+//! | SIGKILL | killed (status 137 as engines report it, observed) |
+//! | SIGTERM | Firecracker installs no handler: without a PID namespace it dies (143, observed); as the init of the container's own PID namespace (the usual case) the kernel drops the signal, so `urunc kill ID` with the default SIGTERM leaves the guest running and engines end it with their SIGKILL after the stop timeout (observed) |
 //!
 //! A Firecracker guest has no way to pass an exit code: a clean guest
 //! shutdown, a Linux panic (with `panic=1`, which reboots) and, on bare
