@@ -20,12 +20,8 @@ pub use solo5_manifest::Manifest;
 pub static KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
 
 /// Monitors implemented in this build.
-pub static REGISTRY: &[&dyn Monitor] = &[
-    &qemu::Qemu,
-    &hvt::Hvt,
-    &spt::Spt,
-    &firecracker::Firecracker,
-];
+pub static REGISTRY: &[&dyn Monitor] =
+    &[&qemu::Qemu, &hvt::Hvt, &spt::Spt, &firecracker::Firecracker];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Monitor> {
     REGISTRY.iter().copied().find(|m| m.name() == name)
