@@ -181,8 +181,54 @@ fn fckernel_boots_with_unikraft_args_and_exits_0() {
         "{out}"
     );
     assert_eq!(env.status("fc-boot"), "stopped");
+    // The config lived in the sandbox's tmpfs, inside the container's mount
+    // namespace: nothing of it is left on the host for delete to remove.
+    let sandbox = env.state_dir("fc-boot").join("sandbox");
+    assert_eq!(
+        std::fs::read_dir(&sandbox).unwrap().count(),
+        0,
+        "{}",
+        sandbox.display()
+    );
     env.ok(&["delete", "fc-boot"]);
     assert!(!env.state_dir("fc-boot").exists());
+}
+
+#[test]
+fn without_a_mount_namespace_the_config_is_in_the_state_dir() {
+    let t = "without_a_mount_namespace_the_config_is_in_the_state_dir";
+    if !need_firecracker(t) {
+        return;
+    }
+    subreaper();
+    let env = Env::new("");
+    let mut b = fc_bundle("fckernel.elf", &["app"]);
+    b.spec["linux"]["namespaces"] =
+        serde_json::json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}]);
+    let bundle = b.write();
+    let pid = env.create(&bundle, "fc-host", &[]);
+    let _cleanup = Cleanup(&env, "fc-host");
+    env.ok(&["start", "fc-host"]);
+    assert_eq!(
+        wait_exit(pid, Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        env.out("fc-host")
+    );
+    assert!(
+        env.out("fc-host")
+            .contains("URUNC-FCKERNEL cmdline: app --"),
+        "{}",
+        env.out("fc-host")
+    );
+    let cfg = env.state_dir("fc-host").join("sandbox/fc.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    assert_eq!(
+        v["boot-source"]["kernel_image_path"],
+        serde_json::json!(b.rootfs().join("unikernel/kernel"))
+    );
+    env.ok(&["delete", "fc-host"]);
+    assert!(!cfg.exists() && !env.state_dir("fc-host").exists());
 }
 
 #[test]
