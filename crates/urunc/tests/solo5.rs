@@ -3,7 +3,8 @@
 //!
 //! Needs root, the tenders on `$PATH` and Solo5's test unikernels
 //! (`test_hello.hvt`, ... as built by Solo5's `make`), looked up in
-//! `$URUNC_SOLO5_TESTS`, `/usr/local/lib/solo5/tests` and
+//! `$URUNC_SOLO5_TESTS`, `/usr/local/lib/solo5-tests`,
+//! `/usr/local/lib/solo5/tests` and
 //! `/opt/solo5-src/tests` (either flat or in Solo5's `test_<x>/` layout).
 //! Each test prints `SKIP: <test>: <reason>` when one is missing.
 
@@ -21,6 +22,7 @@ fn solo5_test(name: &str, target: &str) -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("URUNC_SOLO5_TESTS") {
         dirs.push(d.into());
     }
+    dirs.push("/usr/local/lib/solo5-tests".into());
     dirs.push("/usr/local/lib/solo5/tests".into());
     dirs.push("/opt/solo5-src/tests".into());
     dirs.into_iter()
@@ -509,4 +511,87 @@ fn mirage_on_qemu_answers_ping() {
         "{out}"
     );
     assert_eq!(code, Some(137), "{out}");
+}
+
+/// urunc's manifest reader agrees with `solo5-elftool query-manifest` /
+/// `query-abi` on every Solo5 test unikernel there is.
+#[test]
+fn manifest_reader_agrees_with_solo5_elftool() {
+    use urunc_core::monitor::solo5_manifest::{read, DeviceKind};
+    let test = "manifest_reader_agrees_with_solo5_elftool";
+    if !need_bin(test, "solo5-elftool") {
+        return;
+    }
+    let Some(hello) = solo5_test("test_hello", "hvt").or_else(|| solo5_test("test_hello", "spt"))
+    else {
+        println!("SKIP: {test}: no Solo5 test unikernels (set URUNC_SOLO5_TESTS)");
+        return;
+    };
+    let mut dir = hello.parent().unwrap().to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "test_hello") {
+        dir.pop();
+    }
+    let mut kernels: Vec<PathBuf> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "hvt" || e == "spt"))
+        .collect();
+    kernels.sort();
+    assert!(kernels.len() >= 4, "{kernels:?}");
+    let elftool = |what: &str, k: &Path| -> serde_json::Value {
+        let o = std::process::Command::new("solo5-elftool")
+            .args([what, k.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    for k in &kernels {
+        let ours = read(k).unwrap_or_else(|e| panic!("{}: {e}", k.display()));
+        let theirs: Vec<(String, String)> = elftool("query-manifest", k)["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().into(),
+                    d["type"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let mine: Vec<(String, String)> = ours
+            .devices
+            .iter()
+            .map(|d| {
+                let t = match d.kind {
+                    DeviceKind::Block => "BLOCK_BASIC",
+                    DeviceKind::Net => "NET_BASIC",
+                };
+                (d.name.clone(), t.to_string())
+            })
+            .collect();
+        assert_eq!(mine, theirs, "{}", k.display());
+        let abi = elftool("query-abi", k);
+        let (target, version) = ours.abi.expect("ABI note");
+        assert_eq!(
+            target.to_string(),
+            abi["target"].as_str().unwrap(),
+            "{}",
+            k.display()
+        );
+        assert_eq!(u64::from(version), abi["version"].as_u64().unwrap());
+    }
+    println!("{test}: {} kernels agree", kernels.len());
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
