@@ -716,3 +716,51 @@ fn exec_with_a_terminal() {
     assert!(o.contains("/dev/pts/"), "not on a pty: {o}");
     assert!(o.contains("exec-on-tty"), "output: {o}");
 }
+
+/// urunc's own error for bad unikernel metadata reaches the ctr user
+/// through the shim (urunc logs it as a JSON error line).
+#[test]
+fn urunc_metadata_error_reaches_the_user() {
+    let test = "urunc_metadata_error_reaches_the_user";
+    if need(test).is_none() {
+        return;
+    }
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!("SKIP: {test}: runtime under test is {rt}, not urunc");
+        return;
+    }
+    let c = Containerd::start("ukerr");
+    // Any file will do as the "kernel": the framework name is wrong.
+    let kernel = c.dir.join("not-a-kernel");
+    std::fs::write(&kernel, b"x").unwrap();
+    let archive = support::build_unikernel_image(
+        &c.dir,
+        "ushim-badmeta",
+        &kernel,
+        &[
+            ("unikernelType", "no-such-framework"),
+            ("hypervisor", "qemu"),
+        ],
+    );
+    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "docker.io/library/ushim-badmeta:latest",
+        "bad1",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("OCI runtime create failed"), "stderr: {err}");
+    assert!(err.contains("no-such-framework"), "stderr: {err}");
+    assert!(c.shim_gone("bad1"));
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
