@@ -11,8 +11,10 @@
 //! reason of a failure still reaches the container's log). The work
 //! directory is the sandbox's tmpfs (`/run/urunc` inside the container's
 //! mount namespace), so the config disappears with that namespace when the
-//! monitor exits and `delete` has nothing to remove; without a mount
-//! namespace (`View::Host`) plan puts it in the work directory it is given.
+//! monitor exits and `delete` has nothing to remove. Without a mount
+//! namespace the waiting process plans with the container's `sandbox`
+//! directory under the state directory as the work directory, which
+//! `delete` removes with the state.
 //!
 //! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
 //! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
@@ -26,7 +28,7 @@
 //! # Kernel
 //!
 //! Firecracker boots only an uncompressed 64-bit ELF (vmlinux) whose entry
-//! is at or above 1 MiB; [`Monitor::check_kernel`] refuses anything else at
+//! is at or above 1 MiB; [`Monitor::inspect`] refuses anything else at
 //! `create`, naming the `binary` key.
 //!
 //! # Exit status (v1.7.0, read from its source and checked with the
@@ -41,7 +43,7 @@
 //! | bad command line | 153 |
 //! | seccomp violation | 148; SIGBUS/SIGSEGV/SIGXFSZ/SIGXCPU/SIGPIPE/SIGHUP/SIGILL: 149/150/151/154/155/156/157 |
 //! | SIGKILL | killed (status 137 as engines report it, observed) |
-//! | SIGTERM | Firecracker installs no handler: without a PID namespace it dies (143, observed); as the init of the container's own PID namespace (the usual case) the kernel drops the signal, so `urunc kill ID` with the default SIGTERM leaves the guest running and engines end it with their SIGKILL after the stop timeout (observed) |
+//! | SIGTERM | Firecracker installs no handler: without a PID namespace it dies (143, observed); as the init of the container's own PID namespace (the usual case) the kernel drops the signal, so `urunc kill ID` with the default SIGTERM leaves the guest running (observed); engines end it with their SIGKILL after the stop timeout |
 //!
 //! A Firecracker guest has no way to pass an exit code: a clean guest
 //! shutdown, a Linux panic (with `panic=1`, which reboots) and, on bare
