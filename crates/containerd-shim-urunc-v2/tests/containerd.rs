@@ -764,3 +764,111 @@ fn urunc_metadata_error_reaches_the_user() {
         c.mounts_below()
     );
 }
+
+/// A long-running unikernel (the fixtures' Linux guest serving on a port)
+/// through the shim and urunc: the container's process is QEMU, and
+/// ls/ps/pause/resume/kill act on it.
+#[test]
+fn long_running_unikernel_lifecycle() {
+    let test = "long_running_unikernel_lifecycle";
+    if need(test).is_none() {
+        return;
+    }
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!("SKIP: {test}: runtime under test is {rt}, not urunc");
+        return;
+    }
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/build");
+    let (kernel, initrd) = (fixtures.join("vmlinux"), fixtures.join("initramfs.cpio.gz"));
+    if !kernel.is_file() || !initrd.is_file() {
+        println!("SKIP: {test}: Linux guest fixtures missing (run tests/fixtures/build.sh)");
+        return;
+    }
+    if support::which("qemu-system-x86_64").is_none() {
+        println!("SKIP: {test}: qemu-system-x86_64 not found");
+        return;
+    }
+    let c = Containerd::start("uklong");
+    let archive = support::build_unikernel_image_with(
+        &c.dir,
+        "ushim-linuxguest",
+        &kernel,
+        &[&initrd],
+        &[
+            ("unikernelType", "linux"),
+            ("hypervisor", "qemu"),
+            ("initrd", "/unikernel/initramfs.cpio.gz"),
+            ("cmdline", "serve"),
+        ],
+    );
+    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    let id = "uklong1";
+    let child = c
+        .ctr_cmd(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "docker.io/library/ushim-linuxguest:latest",
+            id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        c.wait_status(id, "RUNNING"),
+        "task never RUNNING: {:?}\n{}",
+        c.task_status(id),
+        c.log_tail()
+    );
+    let ls = text(&c.ctr(&["task", "ls"]).stdout);
+    let pid: u32 = ls
+        .lines()
+        .find(|l| l.starts_with(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    // The container's process is the monitor.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    assert!(
+        exe.to_string_lossy().contains("qemu-system"),
+        "pid {pid} runs {}",
+        exe.display()
+    );
+    let ps = c.ctr(&["task", "ps", id]);
+    assert!(ps.status.success(), "task ps: {}", text(&ps.stderr));
+    assert!(
+        text(&ps.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "task ps does not list the monitor {pid}:\n{}",
+        text(&ps.stdout)
+    );
+    let p = c.ctr(&["task", "pause", id]);
+    assert!(p.status.success(), "pause: {}", text(&p.stderr));
+    assert_eq!(c.task_status(id).as_deref(), Some("PAUSED"));
+    let r = c.ctr(&["task", "resume", id]);
+    assert!(r.status.success(), "resume: {}", text(&r.stderr));
+    assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
+
+    let k = c.ctr(&["task", "kill", "-s", "KILL", id]);
+    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "ctr run stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(c.shim_gone(id), "shim still running");
+    assert!(!c.runtime_state(id).exists(), "runtime state left behind");
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}

@@ -121,10 +121,25 @@ pub fn build_unikernel_image(
     kernel: &Path,
     meta: &[(&str, &str)],
 ) -> PathBuf {
+    build_unikernel_image_with(dir, name, kernel, &[], meta)
+}
+
+/// As `build_unikernel_image`, with `extra` files also copied to
+/// /unikernel/ (an initrd, a disk image).
+pub fn build_unikernel_image_with(
+    dir: &Path,
+    name: &str,
+    kernel: &Path,
+    extra: &[&Path],
+    meta: &[(&str, &str)],
+) -> PathBuf {
     let rootfs = dir.join(format!("{name}-rootfs"));
     fs::create_dir_all(rootfs.join("unikernel")).unwrap();
     let file = kernel.file_name().unwrap().to_string_lossy().into_owned();
     fs::copy(kernel, rootfs.join("unikernel").join(&file)).unwrap();
+    for f in extra {
+        fs::copy(f, rootfs.join("unikernel").join(f.file_name().unwrap())).unwrap();
+    }
     let mut m = serde_json::Map::new();
     m.insert(
         "com.urunc.unikernel.binary".into(),
