@@ -107,9 +107,23 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            // serde reports unknown keys against the whole table; find the
+            // key's own line so that the message points at it.
+            let unknown = e
+                .message()
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+                .and_then(|key| {
+                    text.lines().position(|l| {
+                        let l = l.trim_start();
+                        l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
+                    })
+                })
+                .map(|i| i + 1);
+            let line = unknown.or_else(|| {
+                e.span()
+                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            });
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 message: match line {

@@ -59,7 +59,7 @@ pub enum Source {
 
 /// Applies the documented rule: base64 when canonical and printable text.
 pub fn decode_value(raw: &str) -> String {
-    if raw.is_empty() || raw.len() % 4 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(4) {
         return raw.to_string();
     }
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
@@ -177,7 +177,7 @@ impl Metadata {
 /// base64 (so a user knows why the value was taken as plain text).
 pub fn base64_hint(raw: &str) -> &'static str {
     let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    if raw.len() >= 4 && raw.chars().all(alphabet) && (raw.ends_with('=') || raw.len() % 4 != 0) {
+    if raw.len() >= 4 && raw.chars().all(alphabet) && (raw.ends_with('=') || !raw.len().is_multiple_of(4)) {
         " (the value looks like base64 but is not valid padded standard base64, so it was read as plain text)"
     } else {
         ""
