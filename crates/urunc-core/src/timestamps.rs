@@ -20,20 +20,26 @@ pub mod ts {
     pub const START_DONE: &str = "TS16"; // urunc start saw the exec
 }
 
+/// Appends timestamp lines. The file is opened once, up front, so that
+/// steps after `pivot_root` (where its path is not visible) still reach it.
 pub struct Recorder<'a> {
-    cfg: &'a Timestamps,
+    file: Option<std::fs::File>,
     id: &'a str,
 }
 
 impl<'a> Recorder<'a> {
-    pub fn new(cfg: &'a Timestamps, id: &'a str) -> Self {
-        Recorder { cfg, id }
+    pub fn new(cfg: &Timestamps, id: &'a str) -> Self {
+        let file = cfg.enabled.then(|| {
+            if let Some(dir) = cfg.destination.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::OpenOptions::new().create(true).append(true).open(&cfg.destination).ok()
+        });
+        Recorder { file: file.flatten(), id }
     }
 
     pub fn mark(&self, step: &str) {
-        if !self.cfg.enabled {
-            return;
-        }
+        let Some(mut f) = self.file.as_ref() else { return };
         let ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -42,15 +48,6 @@ impl<'a> Recorder<'a> {
             "{{\"containerID\":{},\"timestampID\":\"{step}\",\"time\":{ns}}}\n",
             serde_json::Value::String(self.id.to_string())
         );
-        if let Some(dir) = self.cfg.destination.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.cfg.destination)
-        {
-            let _ = f.write_all(line.as_bytes());
-        }
+        let _ = f.write_all(line.as_bytes());
     }
 }

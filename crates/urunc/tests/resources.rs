@@ -1,0 +1,161 @@
+//! Resources and confinement of the monitor: cgroup placement and limits,
+//! guest memory and vCPUs from the spec, QEMU's seccomp sandbox, the
+//! sandbox root, timestamps.
+
+mod support;
+use serde_json::json;
+use std::time::Duration;
+use support::*;
+
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+#[test]
+fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
+    if !need_qemu("cgroup_memory_vcpus_and_seccomp_from_the_spec") {
+        return;
+    }
+    subreaper();
+    let env = Env::new(TINY_CONFIG);
+    let mut b = tiny_bundle(&["app", "hang"]);
+    let cg = format!("urunc-test/{}", std::process::id());
+    b.memory_mib(300);
+    b.spec["linux"]["resources"]["cpu"] = json!({"quota": 150000, "period": 100000});
+    b.spec["linux"]["cgroupsPath"] = json!(format!("/{cg}"));
+    let pid = env.create(&b.write(), "res1", &[]);
+    env.ok(&["start", "res1"]);
+    assert!(env.wait_out("res1", "URUNC-TESTKERNEL hang", Duration::from_secs(60)));
+    let argv = cmdline(pid);
+    let after = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .map(|i| argv[i + 1].clone())
+    };
+    assert_eq!(after("-m").as_deref(), Some("300M"), "{argv:?}");
+    assert_eq!(
+        after("-smp").as_deref(),
+        Some("2"),
+        "quota/period 1.5 rounds up: {argv:?}"
+    );
+    assert!(after("-sandbox").unwrap().starts_with("on,"), "{argv:?}");
+    // The monitor is in the container's cgroup, whose limit is the guest's
+    // memory plus QEMU's overhead reserve.
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (procs, limit_file) = if v2 {
+        (
+            format!("/sys/fs/cgroup/{cg}/cgroup.procs"),
+            format!("/sys/fs/cgroup/{cg}/memory.max"),
+        )
+    } else {
+        (
+            format!("/sys/fs/cgroup/memory/{cg}/cgroup.procs"),
+            format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"),
+        )
+    };
+    let procs = std::fs::read_to_string(procs).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == pid.to_string()),
+        "{procs}"
+    );
+    let limit: u64 = std::fs::read_to_string(limit_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(limit, (300 + 64) << 20);
+    // The monitor's root is the sandbox: the container rootfs under /rootfs,
+    // no host /etc, /home or /root.
+    let root = format!("/proc/{pid}/root");
+    assert!(std::path::Path::new(&format!("{root}/rootfs/unikernel/kernel")).exists());
+    for host_only in ["etc/passwd", "home", "root", "var"] {
+        assert!(
+            !std::path::Path::new(&format!("{root}/{host_only}")).exists(),
+            "{host_only} visible to the monitor"
+        );
+    }
+    env.ok(&["delete", "--force", "res1"]);
+    assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
+    let dir = if v2 {
+        format!("/sys/fs/cgroup/{cg}")
+    } else {
+        format!("/sys/fs/cgroup/memory/{cg}")
+    };
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "cgroup {dir} left behind"
+    );
+    // Nothing was written into the bundle's rootfs.
+    let mut entries: Vec<_> = std::fs::read_dir(b.rootfs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["unikernel"]);
+    let parent = std::path::Path::new(&dir).parent().unwrap().to_path_buf();
+    let _ = std::fs::remove_dir(parent);
+}
+
+#[test]
+fn no_seccomp_section_means_no_sandbox_flag() {
+    if !need_qemu("no_seccomp_section_means_no_sandbox_flag") {
+        return;
+    }
+    subreaper();
+    let env = Env::new(TINY_CONFIG);
+    let mut b = tiny_bundle(&["app", "hang"]);
+    b.spec["linux"].as_object_mut().unwrap().remove("seccomp");
+    let pid = env.create(&b.write(), "noseccomp", &[]);
+    env.ok(&["start", "noseccomp"]);
+    assert!(!cmdline(pid).contains(&"-sandbox".to_string()));
+    env.ok(&["delete", "--force", "noseccomp"]);
+    assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
+}
+
+#[test]
+fn timestamps_cover_every_step() {
+    if !need_qemu("timestamps_cover_every_step") {
+        return;
+    }
+    subreaper();
+    let env = Env::new("");
+    let ts = env.dir.path().join("ts.log");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[timestamps]\nenabled = true\ndestination = \"{}\"\n{TINY_CONFIG}",
+            ts.display()
+        ),
+    )
+    .unwrap();
+    let b = tiny_bundle(&["x"]);
+    let pid = env.create(&b.write(), "ts1", &[]);
+    env.ok(&["start", "ts1"]);
+    assert_eq!(wait_exit(pid, Duration::from_secs(60)), Some(0));
+    env.ok(&["delete", "ts1"]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&ts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["timestampID"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["TS00", "TS01", "TS02", "TS03", "TS10", "TS11", "TS12", "TS13", "TS14", "TS15", "TS16"],
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l["containerID"] == "ts1"));
+    let t: Vec<u64> = lines.iter().map(|l| l["time"].as_u64().unwrap()).collect();
+    assert!(
+        t.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps not monotonic: {t:?}"
+    );
+}
