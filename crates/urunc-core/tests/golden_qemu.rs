@@ -44,21 +44,50 @@ fn facts() -> NetFacts {
 }
 
 fn view() -> View {
-    View::Sandbox { rootfs: "/rootfs".into(), work: "/run/urunc".into() }
+    View::Sandbox {
+        rootfs: "/rootfs".into(),
+        work: "/run/urunc".into(),
+    }
 }
 
 fn argv(u: &Unikernel, net: bool) -> Vec<String> {
     let f = facts();
-    let n = NetInput { facts: &f, tap: "urunc0a1b2c3d", dns: Some("1.1.1.1".parse().unwrap()) };
+    let n = NetInput {
+        facts: &f,
+        tap: "urunc0a1b2c3d",
+        dns: Some("1.1.1.1".parse().unwrap()),
+    };
     plan(u, &view(), net.then_some(&n)).unwrap().command.argv
 }
 
-const HEAD: &[&str] = &["/usr/bin/qemu-system-x86_64", "-m", "256M", "-smp", "2", "-accel", "kvm", "-nographic", "-vga", "none"];
-const SANDBOX: &[&str] = &["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"];
-const NETDEV: &[&str] = &["-netdev", "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05"];
+const HEAD: &[&str] = &[
+    "/usr/bin/qemu-system-x86_64",
+    "-m",
+    "256M",
+    "-smp",
+    "2",
+    "-accel",
+    "kvm",
+    "-nographic",
+    "-vga",
+    "none",
+];
+const SANDBOX: &[&str] = &[
+    "-sandbox",
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+];
+const NETDEV: &[&str] = &[
+    "-netdev",
+    "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no",
+    "-device",
+    "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05",
+];
 
 fn expect(parts: &[&[&str]]) -> Vec<String> {
-    parts.iter().flat_map(|p| p.iter().map(|s| s.to_string())).collect()
+    parts
+        .iter()
+        .flat_map(|p| p.iter().map(|s| s.to_string()))
+        .collect()
 }
 
 #[test]
@@ -81,7 +110,17 @@ fn unikraft_no_net_legacy_version() {
     u.seccomp = false;
     assert_eq!(
         argv(&u, false),
-        expect(&[HEAD, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none", "-append", "app -- 'arg one' -x"]])
+        expect(&[
+            HEAD,
+            &[
+                "-kernel",
+                "/rootfs/unikernel/kernel",
+                "-nic",
+                "none",
+                "-append",
+                "app -- 'arg one' -x"
+            ]
+        ])
     );
     let mut u = unikernel("unikraft");
     u.version = Some("0.15.0".into());
@@ -115,18 +154,23 @@ fn linux_disk_no_net() {
     u.env = vec![];
     assert_eq!(
         argv(&u, false),
-        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &[
-            "-kernel",
-            "/rootfs/unikernel/kernel",
-            "-nic",
-            "none",
-            "-drive",
-            "if=none,id=hd0,format=raw,file=/rootfs/disk,,1.img",
-            "-device",
-            "virtio-blk-pci,drive=hd0",
-            "-append",
-            "panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --"
-        ]])
+        expect(&[
+            HEAD,
+            &["-no-reboot", "-nodefaults", "-serial", "stdio"],
+            SANDBOX,
+            &[
+                "-kernel",
+                "/rootfs/unikernel/kernel",
+                "-nic",
+                "none",
+                "-drive",
+                "if=none,id=hd0,format=raw,file=/rootfs/disk,,1.img",
+                "-device",
+                "virtio-blk-pci,drive=hd0",
+                "-append",
+                "panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --"
+            ]
+        ])
     );
 }
 
@@ -137,18 +181,31 @@ fn mirage_disk_net() {
     u.app = vec!["-l".into(), "*:debug".into()];
     assert_eq!(
         argv(&u, true),
-        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], NETDEV, &[
-            "-drive",
-            "if=none,id=hd0,format=raw,file=/rootfs/data.img",
-            "-device",
-            "virtio-blk-pci,drive=hd0",
-            "-append",
-            "--ipv4=10.10.0.5/16 --ipv4-gateway=10.10.0.1 -l *:debug"
-        ]])
+        expect(&[
+            HEAD,
+            SANDBOX,
+            &["-kernel", "/rootfs/unikernel/kernel"],
+            NETDEV,
+            &[
+                "-drive",
+                "if=none,id=hd0,format=raw,file=/rootfs/data.img",
+                "-device",
+                "virtio-blk-pci,drive=hd0",
+                "-append",
+                "--ipv4=10.10.0.5/16 --ipv4-gateway=10.10.0.1 -l *:debug"
+            ]
+        ])
     );
     let mut u = unikernel("mirage");
     u.app = vec![];
-    assert_eq!(argv(&u, false), expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]]));
+    assert_eq!(
+        argv(&u, false),
+        expect(&[
+            HEAD,
+            SANDBOX,
+            &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]
+        ])
+    );
 }
 
 #[test]
@@ -156,19 +213,32 @@ fn mewz_net_and_no_net() {
     let mut u = unikernel("mewz");
     u.memory_mib = 512;
     let head: Vec<String> = HEAD.iter().map(|s| s.replace("256M", "512M")).collect();
-    let dbg: &[&str] = &["-no-reboot", "-device", "isa-debug-exit,iobase=0x501,iosize=2"];
-    let mut want = head.clone();
-    want.extend(expect(&[dbg, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], &[
-        "-netdev",
-        "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no",
+    let dbg: &[&str] = &[
+        "-no-reboot",
         "-device",
-        "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05,disable-legacy=on,disable-modern=off",
-        "-append",
-        "ip=10.10.0.5/16 gateway=10.10.0.1",
-    ]]));
+        "isa-debug-exit,iobase=0x501,iosize=2",
+    ];
+    let mut want = head.clone();
+    want.extend(expect(&[
+        dbg,
+        SANDBOX,
+        &["-kernel", "/rootfs/unikernel/kernel"],
+        &[
+            "-netdev",
+            "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no",
+            "-device",
+            "virtio-net-pci,netdev=n0,mac=02:42:0a:0a:00:05,disable-legacy=on,disable-modern=off",
+            "-append",
+            "ip=10.10.0.5/16 gateway=10.10.0.1",
+        ],
+    ]));
     assert_eq!(argv(&u, true), want);
     let mut want = head;
-    want.extend(expect(&[dbg, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]]));
+    want.extend(expect(&[
+        dbg,
+        SANDBOX,
+        &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"],
+    ]));
     assert_eq!(argv(&u, false), want);
 }
 
@@ -189,21 +259,52 @@ fn config_selects_accel_machine_cpu_and_extra_args() {
     assert_eq!(
         argv(&u, false),
         expect(&[&[
-            "/usr/bin/qemu-system-x86_64", "-m", "256M", "-smp", "2", "-accel", "kvm", "-accel", "tcg", "-cpu", "qemu64", "-M", "microvm", "-L",
-            "/usr/share/qemu", "-nographic", "-vga", "none", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", "/rootfs/unikernel/kernel",
-            "-nic", "none", "-append", "panic=-1 console=ttyS0 init=/init tsc_early_khz=2600000 --"
+            "/usr/bin/qemu-system-x86_64",
+            "-m",
+            "256M",
+            "-smp",
+            "2",
+            "-accel",
+            "kvm",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "qemu64",
+            "-M",
+            "microvm",
+            "-L",
+            "/usr/share/qemu",
+            "-nographic",
+            "-vga",
+            "none",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-kernel",
+            "/rootfs/unikernel/kernel",
+            "-nic",
+            "none",
+            "-append",
+            "panic=-1 console=ttyS0 init=/init tsc_early_khz=2600000 --"
         ]])
     );
     u.monitor_config.accel = Some("tcg".into());
     let a = argv(&u, false);
     assert_eq!(&a[5..7], ["-accel", "tcg"]);
     let plan = plan(&u, &view(), None).unwrap();
-    assert!(!plan.command.devices.contains(&PathBuf::from("/dev/kvm")), "TCG needs no /dev/kvm");
+    assert!(
+        !plan.command.devices.contains(&PathBuf::from("/dev/kvm")),
+        "TCG needs no /dev/kvm"
+    );
 }
 
 #[test]
 fn host_view_uses_host_paths() {
     let u = unikernel("unikraft");
     let p = plan(&u, &View::Host, None).unwrap();
-    assert!(p.command.argv.contains(&"/bundle/rootfs/unikernel/kernel".to_string()));
+    assert!(p
+        .command
+        .argv
+        .contains(&"/bundle/rootfs/unikernel/kernel".to_string()));
 }

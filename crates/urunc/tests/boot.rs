@@ -22,7 +22,10 @@ fn tiny_kernel_prints_unikraft_cmdline_via_run() {
         "{}",
         text(&o)
     );
-    assert!(!env.state_dir("tiny-run").exists(), "run must delete the container");
+    assert!(
+        !env.state_dir("tiny-run").exists(),
+        "run must delete the container"
+    );
 }
 
 #[test]
@@ -36,16 +39,26 @@ fn mewz_exit_status_is_the_monitors() {
     let mut b = Bundle::new();
     // The test kernel reads exit=N from its command line; mewz renders only
     // network words, so pass it through the config's extra guest args.
-    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel").unikernel("mewz", "qemu", "/unikernel/kernel").memory_mib(512);
+    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel")
+        .unikernel("mewz", "qemu", "/unikernel/kernel")
+        .memory_mib(512);
     let bundle = b.write();
-    std::fs::write(&env.config, format!("{TINY_CONFIG}extra_guest_args = [\"exit=3\"]\n")).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{TINY_CONFIG}extra_guest_args = [\"exit=3\"]\n"),
+    )
+    .unwrap();
     let pid = env.create(&bundle, "mewz1", &[]);
     assert_eq!(env.status("mewz1"), "created");
     env.ok(&["start", "mewz1"]);
     // isa-debug-exit: status (3 << 1) | 1.
     assert_eq!(wait_exit(pid, Duration::from_secs(60)), Some(7));
     assert_eq!(env.status("mewz1"), "stopped");
-    assert!(env.out("mewz1").contains("URUNC-TESTKERNEL exit: 3"), "{}", env.out("mewz1"));
+    assert!(
+        env.out("mewz1").contains("URUNC-TESTKERNEL exit: 3"),
+        "{}",
+        env.out("mewz1")
+    );
     env.ok(&["delete", "mewz1"]);
     assert!(!env.state_dir("mewz1").exists());
 }
