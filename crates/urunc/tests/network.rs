@@ -717,3 +717,62 @@ fn netlink_steps_in_a_pod() {
     let empty = Netns::new("lo");
     assert_eq!(empty.enter(network::discover).unwrap(), None);
 }
+
+/// The network step's time as urunc's timestamps record it (TS11→TS12)
+/// over several starts of the tiny test kernel (as a Unikraft guest, so
+/// the network reaches its command line as `netdev.ip=`).
+#[test]
+fn network_step_time_over_starts() {
+    let t = "network_step_time_over_starts";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(6);
+    let env = Env::new(LINUX_CONFIG);
+    let cfg = "[monitors.qemu]\naccel = \"kvm-tcg\"\nmachine = \"pc\"\n";
+    let ts = ts_config(&env, cfg);
+    let fx = fixtures();
+    let mut b = Bundle::new();
+    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel")
+        .unikernel("unikraft", "qemu", "/unikernel/kernel")
+        .args(&["app", "x"]);
+    set_netns(&mut b, &pod.pod.path());
+    std::fs::create_dir_all(b.rootfs().join("etc")).unwrap();
+    std::fs::write(
+        b.rootfs().join("etc/resolv.conf"),
+        format!("nameserver {DNS}\n"),
+    )
+    .unwrap();
+    let bundle = b.write();
+    let want = format!("netdev.ip={}/24:{}:{DNS}", pod.ip, pod.gw);
+    for i in 0..9 {
+        let id = format!("net-time-{i}");
+        let _c = Ctr {
+            env: &env,
+            id: id.clone(),
+        };
+        let pid = env.create(&bundle, &id, &[]);
+        env.ok(&["start", &id]);
+        assert_eq!(
+            wait_exit(pid, Duration::from_secs(60)),
+            Some(0),
+            "{}\n{}",
+            env.out(&id),
+            env.err(&id)
+        );
+        let out = env.out(&id);
+        let cmd = marker_lines(&out, "URUNC-TESTKERNEL cmdline:");
+        assert!(
+            cmd.len() == 1 && cmd[0].contains(&want),
+            "{want} not in {out}"
+        );
+        env.ok(&["delete", &id]);
+        assert_eq!(pod.leftovers(), "", "after {id}");
+    }
+    let mut us = network_step_us(&ts);
+    assert_eq!(us.len(), 9, "{us:?}");
+    let m = median(&mut us);
+    println!("network step (TS11->TS12) over {} starts: median {m:.0} µs, min {:.0}, max {:.0} (sorted: {us:.0?})", us.len(), us[0], us[us.len() - 1]);
+}

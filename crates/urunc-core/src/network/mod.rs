@@ -379,57 +379,56 @@ fn redirect(nl: &mut Rtnl, facts: &NetFacts, tap: &str) -> Result<(), (String, N
     })?;
     let excl = NLM_F_CREATE | NLM_F_EXCL;
     let cookie = tap.as_bytes();
-    let steps: Vec<(String, RouteNetlinkMessage, u16, bool)> = vec![
+    // Step 1 (an old ingress qdisc on eth0 — a crash before delete, or
+    // anyone's — goes: eth0's traffic is the guest's from now on) usually
+    // finds nothing to remove; any other failure counts.
+    const MAY_FAIL: usize = 1;
+    let steps = [
         (
             format!("setting tap {tap} up with MTU {}", facts.mtu),
             set_up_with_mtu(tap_idx, facts.mtu),
             0,
-            false,
         ),
-        // A leftover ingress qdisc on eth0 (a crash before delete, or
-        // anyone's): eth0's traffic is the guest's from now on.
         (
             format!("removing an old ingress qdisc from {eth}"),
             tc::del_ingress(facts.ifindex),
             0,
-            true,
         ),
         (
             format!("adding the ingress qdisc to {eth}"),
             tc::add_ingress(facts.ifindex),
             excl,
-            false,
         ),
         (
             format!("adding the ingress qdisc to {tap}"),
             tc::add_ingress(tap_idx),
             excl,
-            false,
         ),
         (
             format!("redirecting {eth} ingress to {tap}"),
             tc::add_redirect(facts.ifindex, tap_idx, cookie),
             excl,
-            false,
         ),
         (
             format!("redirecting {tap} ingress to {eth}"),
             tc::add_redirect(tap_idx, facts.ifindex, cookie),
             excl,
-            false,
         ),
     ];
-    let (whats, reqs): (Vec<(String, bool)>, Vec<(RouteNetlinkMessage, u16)>) = steps
-        .into_iter()
-        .map(|(w, m, f, may_fail)| ((w, may_fail), (m, f)))
-        .unzip();
+    let mut whats = Vec::with_capacity(steps.len());
+    let mut reqs = Vec::with_capacity(steps.len());
+    for (what, msg, flags) in steps {
+        whats.push(what);
+        reqs.push((msg, flags));
+    }
     let results = nl
         .batch(reqs)
         .map_err(|e| ("sending the tap and tc requests".to_string(), e))?;
-    for ((what, may_fail), r) in whats.into_iter().zip(results) {
-        match r {
-            Err(e) if !may_fail => return Err((what, e)),
-            _ => {}
+    for (i, (what, r)) in whats.into_iter().zip(results).enumerate() {
+        if let Err(e) = r {
+            if i != MAY_FAIL {
+                return Err((what, e));
+            }
         }
     }
     Ok(())
@@ -529,5 +528,162 @@ mod tests {
         assert!(a.len() <= 15);
         assert_ne!(a, tap_name("b"));
         assert_eq!(a, tap_name("a"));
+        assert!(is_urunc_tap(&a));
+        assert!(is_urunc_tap(&tap_name(&"x".repeat(300))));
+    }
+
+    #[test]
+    fn only_our_naming_counts_as_our_tap() {
+        assert!(is_urunc_tap("urunc0123abcd"));
+        for other in [
+            "mytap0",
+            "tap0",
+            "urunc",
+            "urunc0123abc",
+            "urunc0123abcde",
+            "urunc0123ABCD",
+            "uruncg123abcd",
+            "xrunc0123abcd",
+        ] {
+            assert!(!is_urunc_tap(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn masks_follow_the_prefix() {
+        assert_eq!(prefix_mask(24), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(prefix_mask(0), Ipv4Addr::new(0, 0, 0, 0));
+        assert_eq!(prefix_mask(32), Ipv4Addr::new(255, 255, 255, 255));
+        assert_eq!(prefix_mask(17), Ipv4Addr::new(255, 255, 128, 0));
+        assert_eq!(prefix_mask(1), Ipv4Addr::new(128, 0, 0, 0));
+        assert_eq!(prefix_mask(40), Ipv4Addr::new(255, 255, 255, 255));
+    }
+
+    fn link(index: u32, name: &str, loopback: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: Some(vec![2, 0, 0, 0, 0, index as u8]),
+            mtu: 1500,
+            loopback,
+            lower_up: false,
+        }
+    }
+
+    #[test]
+    fn eth0_wins_then_the_only_interface() {
+        let lo = link(1, "lo", true);
+        let eth0 = link(2, "eth0", false);
+        let tap = link(3, &tap_name("c"), false);
+        let mytap = link(4, "mytap0", false);
+        let net1 = link(5, "net1", false);
+        let names = |r: Option<&Link>| r.map(|l| l.name.clone());
+        let l = [
+            lo.clone(),
+            tap.clone(),
+            mytap.clone(),
+            eth0.clone(),
+            net1.clone(),
+        ];
+        assert_eq!(names(pick(&l).unwrap()), Some("eth0".into()));
+        let l = [lo.clone(), tap.clone(), net1.clone()];
+        assert_eq!(names(pick(&l).unwrap()), Some("net1".into()));
+        let l = [lo.clone(), tap.clone()];
+        assert_eq!(pick(&l).unwrap(), None);
+        assert_eq!(pick(&[]).unwrap(), None);
+        let l = [lo, mytap, tap, net1];
+        let e = pick(&l).unwrap_err().to_string();
+        assert!(
+            e.contains("mytap0, net1") && e.contains("none is eth0"),
+            "{e}"
+        );
+        assert!(!e.contains("urunc"), "{e}");
+    }
+
+    fn addr(index: u32, ip: [u8; 4], prefix: u8, local: bool) -> RouteNetlinkMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.index = index;
+        m.header.prefix_len = prefix;
+        let ip = IpAddr::V4(Ipv4Addr::from(ip));
+        m.attributes.push(if local {
+            AddressAttribute::Local(ip)
+        } else {
+            AddressAttribute::Address(ip)
+        });
+        RouteNetlinkMessage::NewAddress(m)
+    }
+
+    #[test]
+    fn first_ipv4_address_of_the_interface() {
+        let msgs = [
+            addr(3, [10, 0, 0, 9], 8, true),
+            addr(2, [192, 168, 1, 5], 24, true),
+            addr(2, [192, 168, 2, 5], 24, true),
+        ];
+        assert_eq!(
+            first_ipv4(&msgs, 2),
+            Some((Ipv4Addr::new(192, 168, 1, 5), 24))
+        );
+        assert_eq!(first_ipv4(&msgs, 4), None);
+        // IFA_ADDRESS only (no IFA_LOCAL) still counts.
+        assert_eq!(
+            first_ipv4(&[addr(2, [172, 16, 0, 2], 30, false)], 2),
+            Some((Ipv4Addr::new(172, 16, 0, 2), 30))
+        );
+    }
+
+    fn route(
+        dst_len: u8,
+        oif: u32,
+        gw: [u8; 4],
+        metric: Option<u32>,
+        table: u8,
+    ) -> RouteNetlinkMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = dst_len;
+        m.header.kind = RouteType::Unicast;
+        m.header.table = table;
+        m.attributes.push(RouteAttribute::Oif(oif));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::from(
+                gw,
+            ))));
+        if let Some(p) = metric {
+            m.attributes.push(RouteAttribute::Priority(p));
+        }
+        RouteNetlinkMessage::NewRoute(m)
+    }
+
+    #[test]
+    fn default_gateway_out_of_the_interface_lowest_metric() {
+        let main = RouteHeader::RT_TABLE_MAIN;
+        let msgs = [
+            route(24, 2, [10, 0, 0, 254], None, main),
+            route(0, 3, [10, 9, 9, 1], None, main),
+            route(0, 2, [10, 0, 0, 7], Some(200), main),
+            route(0, 2, [10, 0, 0, 1], Some(100), main),
+            route(0, 2, [10, 0, 0, 99], None, 100),
+        ];
+        assert_eq!(default_gateway(&msgs, 2), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(default_gateway(&msgs, 3), Some(Ipv4Addr::new(10, 9, 9, 1)));
+        assert_eq!(default_gateway(&msgs, 4), None);
+        assert_eq!(default_gateway(&msgs[..1], 2), None);
+    }
+
+    #[test]
+    fn errors_name_the_interface() {
+        let e = NetError::NoIpv4 {
+            ifname: "eth0".into(),
+        }
+        .to_string();
+        assert!(e.contains("interface eth0 has no IPv4 address"), "{e}");
+        let e = NetError::InUse {
+            ifname: "eth0".into(),
+            tap: "urunc00000000".into(),
+        }
+        .to_string();
+        assert!(e.contains("eth0") && e.contains("urunc00000000"), "{e}");
     }
 }

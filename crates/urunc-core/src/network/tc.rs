@@ -176,8 +176,12 @@ mod tests {
         assert_eq!(&b[4..8], &7i32.to_ne_bytes());
         assert_eq!(&b[8..12], &0xffff_0000u32.to_ne_bytes());
         assert_eq!(&b[12..16], &0xffff_fff1u32.to_ne_bytes());
-        // TCA_KIND "ingress".
-        assert_eq!(&b[20..28], b"ingress\0");
+        // TCA_KIND (1) "ingress": nla_len 12.
+        assert_eq!(
+            &b[20..24],
+            [12u16.to_ne_bytes(), 1u16.to_ne_bytes()].concat()
+        );
+        assert_eq!(&b[24..32], b"ingress\0");
     }
 
     #[test]
