@@ -776,3 +776,72 @@ fn network_step_time_over_starts() {
     let m = median(&mut us);
     println!("network step (TS11->TS12) over {} starts: median {m:.0} µs, min {:.0}, max {:.0} (sorted: {us:.0?})", us.len(), us[0], us[us.len() - 1]);
 }
+
+/// A container without a network namespace of its own runs in the
+/// runtime's (host networking): start refuses rather than redirect the
+/// runtime's eth0 into the guest. The "runtime's namespace" here is one
+/// made by the test (urunc runs under `ip netns exec`), so a failure cannot
+/// take the real host's network.
+#[test]
+fn host_networking_is_refused() {
+    let t = "host_networking_is_refused";
+    if !need_net_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(7);
+    let env = Env::new(LINUX_CONFIG);
+    let mut b = serve_bundle(&pod.pod.path());
+    b.spec["linux"]["namespaces"] =
+        serde_json::json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
+    let bundle = b.write();
+    let id = "net-host";
+    let _c = Ctr {
+        env: &env,
+        id: id.into(),
+    };
+    let urunc_in_pod = |args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &pod.pod.name])
+            .arg(urunc_bin())
+            .env("URUNC_CONFIG", &env.config);
+        c.arg("--root")
+            .arg(&env.root)
+            .arg("--log")
+            .arg(&env.log)
+            .args(["--log-format", "json"])
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    };
+    let pidfile = env.dir.path().join("host.pid");
+    let st = urunc_in_pod(&[
+        "create",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        id,
+    ])
+    .stdout(std::fs::File::create(env.out_path(id)).unwrap())
+    .stderr(std::fs::File::create(env.dir.path().join(format!("{id}.err"))).unwrap())
+    .status()
+    .unwrap();
+    assert!(st.success(), "create: {}", env.err(id));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let o = urunc_in_pod(&["start", id]).output().unwrap();
+    assert!(!o.status.success(), "start succeeded: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("shares the runtime's network namespace"),
+        "{err}"
+    );
+    assert_eq!(wait_exit(pid, Duration::from_secs(30)), Some(1));
+    assert_eq!(pod.leftovers(), "");
+    env.ok(&["delete", id]);
+}

@@ -259,6 +259,28 @@ pub fn discover() -> Result<Option<NetFacts>, NetError> {
     }))
 }
 
+/// Refuses to take over the runtime's own network namespace: a container
+/// without a network namespace of its own (host networking), or one whose
+/// namespace is PID 1's, would otherwise have the host's interface
+/// redirected into its guest. Called before [`discover`] in the
+/// container's namespace.
+pub fn check_own_netns(spec_has_netns: bool) -> Result<(), NetError> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let shares_init = match (id("/proc/self/ns/net"), id("/proc/1/ns/net")) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    if spec_has_netns && !shares_init {
+        return Ok(());
+    }
+    Err(failed(
+        "the container shares the runtime's network namespace (host networking)",
+        "urunc gives the container's interface to the guest and will not take the \
+         host's; run the container with a network namespace of its own",
+    ))
+}
+
 /// Tap name for a container: unique per container, at most 15 bytes.
 pub fn tap_name(container_id: &str) -> String {
     // FNV-1a, so that the name is stable for an ID (delete can find it).

@@ -221,6 +221,16 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
     rec.mark(ts::START_SIGNALLED);
     let u = l.unikernel;
     let tap = network::tap_name(l.id);
+    let own_netns = l
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        });
+    network::check_own_netns(own_netns)?;
     let facts = network::discover()?;
     let (uid, gid) = l
         .spec
