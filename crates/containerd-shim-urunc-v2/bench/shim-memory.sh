@@ -29,13 +29,7 @@ if [ -z "${SHIM_BIN:-}" ]; then
     # A small build: size-optimised, fat LTO, one codegen unit, stripped.
     # A custom profile (target/shim/) so that other builds are untouched.
     echo "building the shim (profile 'shim')..." >&2
-    (cd "$REPO" && cargo build -q -p containerd-shim-urunc-v2 --profile shim \
-        --config 'profile.shim.inherits="release"' \
-        --config 'profile.shim.opt-level="s"' \
-        --config 'profile.shim.lto=true' \
-        --config 'profile.shim.codegen-units=1' \
-        --config 'profile.shim.panic="abort"' \
-        --config 'profile.shim.strip=true')
+    (cd "$REPO" && cargo build -q -p containerd-shim-urunc-v2 --profile shim)
     SHIM_BIN=$REPO/target/shim/containerd-shim-urunc-v2
 fi
 [ -x "$SHIM_BIN" ] || die "shim binary $SHIM_BIN missing"

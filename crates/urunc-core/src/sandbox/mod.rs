@@ -243,7 +243,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
     }
     rec.mark(ts::START_NETWORK);
     let result = (|| {
-        let dns = network::nameserver(&u.rootfs.join("etc/resolv.conf"));
+        let dns = network::container_nameserver(l.spec, &u.rootfs);
         let net = facts.as_ref().map(|f| NetInput {
             facts: f,
             tap: &tap,
@@ -265,6 +265,11 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         };
         let launch = plan::plan(u, &view, net.as_ref())?;
         rec.mark(ts::START_PLANNED);
+        crate::log::debug(&format!(
+            "container {}: monitor argv {}",
+            l.id,
+            serde_json::to_string(&launch.command.argv).unwrap_or_default()
+        ));
         let hs = l
             .spec
             .hooks()

@@ -1,0 +1,79 @@
+#!/bin/bash
+# Installs what urunc needs on Debian 12 (as root), builds and installs
+# urunc, containerd-shim-urunc-v2 and urunc-pack into /usr/local/bin, then
+# runs urunc's main job: a unikernel container that boots and prints.
+#
+#   scripts/install.sh            deps + build + install + demo
+#   scripts/install.sh --deps     Debian packages only
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian packages: monitors and guests (qemu, a guest kernel, busybox for the
+# test initramfs, tools to build test kernels and disks), engines (containerd,
+# runc, podman, skopeo, umoci), network tools for tests (iproute2), and jq/curl
+# for scripts.
+PACKAGES=(
+	build-essential binutils pkg-config ca-certificates curl jq
+	qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils zstd e2fsprogs util-linux
+	iproute2 iputils-ping netcat-openbsd
+	containerd runc podman skopeo umoci
+)
+
+deps() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "installing Debian packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+	if ! command -v cargo >/dev/null; then
+		[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+	fi
+	if ! command -v cargo >/dev/null; then
+		echo "install.sh: a Rust toolchain (cargo, rustc >= 1.87) is needed: install it with rustup (https://rustup.rs)" >&2
+		exit 1
+	fi
+}
+
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+deps
+[ "${1:-}" = "--deps" ] && exit 0
+
+cd "$HERE"
+echo "building urunc (release)..."
+cargo build --release -q -p urunc -p urunc-pack
+cargo build -q -p containerd-shim-urunc-v2 --profile shim
+install -m 0755 target/release/urunc target/release/urunc-pack target/shim/containerd-shim-urunc-v2 /usr/local/bin/
+echo "installed /usr/local/bin/{urunc,urunc-pack,containerd-shim-urunc-v2}"
+
+# The main job: the project's test unikernel as a container, run by urunc on
+# QEMU (KVM when usable, TCG otherwise), printing its command line.
+bash tests/fixtures/build.sh >/dev/null
+demo=$(mktemp -d /tmp/urunc-demo.XXXXXX)
+trap 'rm -rf "$demo"' EXIT
+mkdir -p "$demo/bundle/rootfs/unikernel"
+cp tests/fixtures/build/testkernel.elf "$demo/bundle/rootfs/unikernel/hello"
+accel=kvm-tcg; [ -w /dev/kvm ] || accel=tcg
+printf '[monitors.qemu]\naccel = "%s"\nmachine = "microvm"\n' "$accel" >"$demo/config.toml"
+cat >"$demo/bundle/config.json" <<'JSON'
+{
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+              "args": ["hello", "from", "a", "unikernel", "container"], "env": ["GREETING=hi"], "cwd": "/"},
+  "root": {"path": "rootfs"},
+  "annotations": {
+    "com.urunc.unikernel.unikernelType": "unikraft",
+    "com.urunc.unikernel.hypervisor": "qemu",
+    "com.urunc.unikernel.binary": "/unikernel/hello"
+  },
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}],
+            "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}
+}
+JSON
+echo "running a unikernel container: URUNC_CONFIG=$demo/config.toml urunc run --bundle $demo/bundle demo"
+URUNC_CONFIG="$demo/config.toml" urunc --root "$demo/state" run --bundle "$demo/bundle" demo 2>/dev/null | grep URUNC-TESTKERNEL
+echo "exit status: ${PIPESTATUS[0]}"
