@@ -85,6 +85,7 @@ fn dispatch(rt: &Runtime, cli: &Cli, raw: &[std::ffi::OsString]) -> Result<ExitC
                 bundle: c.bundle.clone(),
                 pid_file: c.pid_file.clone(),
                 console_socket: c.console_socket.clone(),
+                preserve_fds: c.preserve_fds.max(0) as u32,
             };
             match lifecycle::create(rt, &opts)? {
                 Outcome::Created(_) => Ok(ExitCode::SUCCESS),

@@ -27,6 +27,7 @@ pub fn run(
         bundle: r.bundle.clone(),
         pid_file: r.pid_file.clone(),
         console_socket: r.console_socket.clone(),
+        preserve_fds: r.preserve_fds.max(0) as u32,
     };
     let pid = match lifecycle::create(rt, &opts)? {
         Outcome::Created(pid) => pid,

@@ -301,3 +301,79 @@ fn console_socket_gets_a_pty_with_the_guest_console() {
     env.ok(&["delete", "--force", "tty1"]);
     assert!(wait_exit(pid, T).is_some());
 }
+
+#[test]
+fn only_preserved_fds_reach_the_monitor() {
+    if !need_qemu("only_preserved_fds_reach_the_monitor") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    subreaper();
+    let env = Env::new(TINY_CONFIG);
+    for (id, preserve) in [("fd0", "0"), ("fd1", "1")] {
+        let b = tiny_bundle(&["app", "hang"]);
+        let bundle = b.write();
+        let extra = std::fs::File::open("/dev/null").unwrap();
+        let raw = extra.as_raw_fd();
+        let pidfile = env.dir.path().join(format!("{id}.pid"));
+        let mut cmd = env.cmd();
+        cmd.args([
+            "create",
+            "--bundle",
+            &bundle,
+            "--preserve-fds",
+            preserve,
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            id,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(env.out_path(id)).unwrap())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: dup2 in the child before exec; async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                // dup2 onto itself would keep close-on-exec.
+                let r = if raw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        assert!(cmd.status().unwrap().success());
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        env.ok(&["start", id]);
+        assert!(env.wait_out(id, "URUNC-TESTKERNEL hang", T));
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/3")).ok();
+        if preserve == "1" {
+            assert_eq!(
+                target.as_deref(),
+                Some(std::path::Path::new("/dev/null")),
+                "{fds:?}"
+            );
+        } else {
+            // QEMU opens its own descriptors; none of them is our /dev/null at 3.
+            assert_ne!(
+                target.as_deref(),
+                Some(std::path::Path::new("/dev/null")),
+                "fd 3 leaked into the monitor: {fds:?}"
+            );
+        }
+        env.ok(&["delete", "--force", id]);
+        assert!(wait_exit(pid, T).is_some());
+    }
+}

@@ -18,6 +18,8 @@ pub struct CreateOpts {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--preserve-fds`: descriptors 3..3+N are passed on to the monitor.
+    pub preserve_fds: u32,
 }
 
 pub enum Outcome {
@@ -132,6 +134,7 @@ fn create_in(
         config: &rt.config,
         state_dir: dir,
         console_socket: opts.console_socket.clone(),
+        preserve_fds: opts.preserve_fds,
         state_json: creating.to_string(),
     };
     let mut child = sandbox::spawn(&launch)?;

@@ -32,6 +32,7 @@ pub struct Launch<'a> {
     pub config: &'a Config,
     pub state_dir: &'a StateDir,
     pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
     /// State JSON handed to createContainer/startContainer hooks.
     pub state_json: String,
 }
@@ -310,12 +311,12 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         become_user(l.spec)?;
         rec.mark(ts::START_EXEC);
         // Nothing of urunc's (or its caller's) leaks into the monitor: every
-        // descriptor above stdio is closed at exec.
+        // descriptor above stdio and the --preserve-fds ones is closed at exec.
         // SAFETY: close_range with CLOEXEC only flags descriptors.
         unsafe {
             libc::syscall(
                 libc::SYS_close_range,
-                3u32,
+                3u32 + l.preserve_fds,
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             )
