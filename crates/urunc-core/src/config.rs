@@ -116,7 +116,8 @@ impl Config {
                 .and_then(|key| {
                     text.lines().position(|l| {
                         let l = l.trim_start();
-                        l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
+                        l.strip_prefix(key)
+                            .is_some_and(|r| r.trim_start().starts_with('='))
                     })
                 })
                 .map(|i| i + 1);

@@ -177,7 +177,10 @@ impl Metadata {
 /// base64 (so a user knows why the value was taken as plain text).
 pub fn base64_hint(raw: &str) -> &'static str {
     let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    if raw.len() >= 4 && raw.chars().all(alphabet) && (raw.ends_with('=') || !raw.len().is_multiple_of(4)) {
+    if raw.len() >= 4
+        && raw.chars().all(alphabet)
+        && (raw.ends_with('=') || !raw.len().is_multiple_of(4))
+    {
         " (the value looks like base64 but is not valid padded standard base64, so it was read as plain text)"
     } else {
         ""

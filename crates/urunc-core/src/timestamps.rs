@@ -33,13 +33,22 @@ impl<'a> Recorder<'a> {
             if let Some(dir) = cfg.destination.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            std::fs::OpenOptions::new().create(true).append(true).open(&cfg.destination).ok()
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&cfg.destination)
+                .ok()
         });
-        Recorder { file: file.flatten(), id }
+        Recorder {
+            file: file.flatten(),
+            id,
+        }
     }
 
     pub fn mark(&self, step: &str) {
-        let Some(mut f) = self.file.as_ref() else { return };
+        let Some(mut f) = self.file.as_ref() else {
+            return;
+        };
         let ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

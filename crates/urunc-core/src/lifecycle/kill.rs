@@ -54,11 +54,21 @@ pub fn kill(rt: &Runtime, id: &str, signal: Signal, all: bool) -> Result<()> {
 /// the Solo5 tenders) would then ignore `kill` altogether, so a request to
 /// terminate becomes SIGKILL for such a monitor.
 fn effective_signal(pid: i32, signal: Signal) -> Signal {
-    if !matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP) {
+    if !matches!(
+        signal,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP
+    ) {
         return signal;
     }
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return signal };
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return signal;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
     let ns_init = field("NSpid:").is_some_and(|v| {
         let ids: Vec<&str> = v.split_whitespace().collect();
         ids.len() > 1 && ids.last() == Some(&"1")
@@ -67,7 +77,9 @@ fn effective_signal(pid: i32, signal: Signal) -> Signal {
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .is_some_and(|mask| mask & (1u64 << (signal as i32 - 1)) != 0);
     if ns_init && !caught {
-        crate::log::debug(&format!("pid {pid} does not handle {signal} as its PID namespace's init: sending SIGKILL"));
+        crate::log::debug(&format!(
+            "pid {pid} does not handle {signal} as its PID namespace's init: sending SIGKILL"
+        ));
         Signal::SIGKILL
     } else {
         signal
