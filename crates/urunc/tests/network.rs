@@ -845,3 +845,52 @@ fn host_networking_is_refused() {
     assert_eq!(pod.leftovers(), "");
     env.ok(&["delete", id]);
 }
+
+/// `delete` after the pod's namespace is gone succeeds and leaves the
+/// runtime's own namespace alone, even a device there named like the
+/// container's tap. (urunc runs under `ip netns exec` in a namespace made
+/// by the test, standing in for the runtime's.)
+#[test]
+fn delete_after_the_pod_namespace_is_gone() {
+    let t = "delete_after_the_pod_namespace_is_gone";
+    if !(need_root(t) && need_bin(t, "ip")) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let rt = Netns::new("rt");
+    let pod = Netns::new("gone");
+    let env = Env::new(LINUX_CONFIG);
+    let bundle = serve_bundle(&pod.path());
+    let id = "net-gone";
+    let _c = Ctr {
+        env: &env,
+        id: id.into(),
+    };
+    let tap = network::tap_name(id);
+    must(&[
+        "ip", "-n", &rt.name, "tuntap", "add", "dev", &tap, "mode", "tap",
+    ]);
+    let pid = env.create(&bundle.write(), id, &[]);
+    must(&["ip", "netns", "del", &pod.name]);
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &rt.name])
+        .arg(urunc_bin())
+        .env("URUNC_CONFIG", &env.config);
+    c.arg("--root")
+        .arg(&env.root)
+        .arg("--log")
+        .arg(&env.log)
+        .args(["--log-format", "json", "delete", id]);
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "delete: {}", text(&o));
+    assert!(
+        wait_exit(pid, Duration::from_secs(30)).is_some(),
+        "the waiting process survived delete"
+    );
+    assert!(!env.state_dir(id).exists());
+    assert!(
+        rt.has_link(&tap),
+        "delete removed {tap} from the runtime's namespace"
+    );
+}

@@ -51,14 +51,15 @@ fn kill_wait(st: &crate::state::State) {
 }
 
 /// Runs `f` inside the network namespace at `path`, then returns to ours.
-fn in_netns<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// `None` when the namespace is gone (and with it everything in it): `f`
+/// must not run in the runtime's own namespace instead.
+fn in_netns<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
     use nix::sched::{setns, CloneFlags};
     let ours = std::fs::File::open("/proc/self/ns/net")
         .map_err(|e| Error::sys("opening /proc/self/ns/net", e))?;
     let theirs = match std::fs::File::open(path) {
         Ok(f) => f,
-        // The namespace is gone, and with it the tap.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return f(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Error::sys(
                 format!("opening network namespace {}", path.display()),
@@ -71,5 +72,5 @@ fn in_netns<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<
     let r = f();
     setns(&ours, CloneFlags::CLONE_NEWNET)
         .map_err(|e| Error::sys("returning to the runtime's network namespace", e))?;
-    r
+    r.map(Some)
 }
