@@ -432,6 +432,10 @@ fn guest_owns_the_pod_address_and_restarts_cleanly() {
     );
 }
 
+/// Two pods, two guests at once, both reachable. The second runs its
+/// monitor as uid/gid 1000 (the tap is owned by the container's user, so
+/// QEMU may attach to it unprivileged) and has no resolv.conf, so its
+/// guest gets the config's `dns_fallback`.
 #[test]
 fn two_pods_at_once() {
     let t = "two_pods_at_once";
@@ -441,8 +445,12 @@ fn two_pods_at_once() {
     let _g = serial();
     subreaper();
     let (a, b) = (Pod::new(2), Pod::new(3));
-    let env = Env::new(LINUX_CONFIG);
-    let (ba, bb) = (serve_bundle(&a.pod.path()), serve_bundle(&b.pod.path()));
+    let fallback = "10.200.99.54";
+    let env = Env::new(&format!("dns_fallback = \"{fallback}\"\n{LINUX_CONFIG}"));
+    let ba = serve_bundle(&a.pod.path());
+    let mut bb = linux_bundle(&["/init", "serve"]);
+    set_netns(&mut bb, &b.pod.path());
+    bb.spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
     let _ca = Ctr {
         env: &env,
         id: "net-a".into(),
@@ -455,22 +463,28 @@ fn two_pods_at_once() {
     let pb = env.create(&bb.write(), "net-b", &[]);
     env.ok(&["start", "net-a"]);
     env.ok(&["start", "net-b"]);
-    for (id, pod) in [("net-a", &a), ("net-b", &b)] {
+    for (id, pod, dns) in [("net-a", &a, DNS), ("net-b", &b, fallback)] {
         assert!(
             env.wait_out(id, "URUNC-SERVING", Duration::from_secs(120)),
             "{id}:\n{}\n{}",
             env.out(id),
             env.err(id)
         );
-        assert!(
-            env.out(id).contains(&format!(
-                "URUNC-NET ip={}/24 gw={} dns={DNS} mac={}",
+        assert_eq!(
+            marker_lines(&env.out(id), "URUNC-NET"),
+            [format!(
+                "URUNC-NET ip={}/24 gw={} dns={dns} mac={}",
                 pod.ip, pod.gw, pod.mac
-            )),
+            )],
             "{id}:\n{}",
             env.out(id)
         );
     }
+    let tap_b = network::tap_name("net-b");
+    assert_eq!(b.pod.sys(&tap_b, "owner"), "1000");
+    let status = std::fs::read_to_string(format!("/proc/{pb}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "1000"), "{uid}");
     for (id, pod) in [("net-a", &a), ("net-b", &b)] {
         assert!(pod.ping(10), "{id} does not answer ping");
         let hello = pod.tcp_hello();
