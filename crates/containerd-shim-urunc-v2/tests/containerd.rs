@@ -1,7 +1,8 @@
 //! End to end through Debian's containerd 1.6: `ctr run --runtime
 //! io.containerd.urunc.v2` with this crate's shim, which drives the OCI
-//! runtime named by `$URUNC_SHIM_TEST_RUNTIME` (default `runc`; set it to
-//! urunc's binary to run the same tests through urunc).
+//! runtime named by `$URUNC_SHIM_TEST_RUNTIME` (default: the workspace's own
+//! `urunc`, which hands the busybox containers to runc and runs the
+//! unikernels itself; set it to `runc` for a baseline).
 
 mod support;
 

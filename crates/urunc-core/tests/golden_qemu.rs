@@ -168,7 +168,7 @@ fn linux_disk_no_net() {
                 "-device",
                 "virtio-blk-pci,drive=hd0",
                 "-append",
-                "panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init --"
+                "panic=-1 console=ttyS0 root=/dev/vda rw init=/sbin/init"
             ]
         ])
     );
@@ -286,7 +286,7 @@ fn config_selects_accel_machine_cpu_and_extra_args() {
             "-nic",
             "none",
             "-append",
-            "panic=-1 console=ttyS0 init=/init tsc_early_khz=2600000 --"
+            "panic=-1 console=ttyS0 init=/init tsc_early_khz=2600000"
         ]])
     );
     u.monitor_config.accel = Some("tcg".into());

@@ -46,10 +46,21 @@ pub fn need(test: &str) -> Option<()> {
 
 /// The OCI runtime the shim drives in these tests: `$URUNC_SHIM_TEST_RUNTIME`
 /// (a name in PATH or a path), default `runc`.
+/// The OCI runtime the shim drives in these tests: `$URUNC_SHIM_TEST_RUNTIME`,
+/// else the workspace's own `urunc` build (next to this test binary), else
+/// `runc`.
 pub fn runtime_under_test() -> String {
-    std::env::var("URUNC_SHIM_TEST_RUNTIME")
+    if let Some(rt) = std::env::var("URUNC_SHIM_TEST_RUNTIME")
         .ok()
         .filter(|s| !s.is_empty())
+    {
+        return rt;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("urunc")))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
         .unwrap_or_else(|| "runc".to_string())
 }
 

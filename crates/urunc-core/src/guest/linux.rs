@@ -64,8 +64,12 @@ impl Guest for Linux {
                 "init"
             };
             w.push(format!("{key}={init}"));
-            w.push("--".into());
-            w.extend(a.app.iter().skip(1).map(|s| quote_word(s)));
+            // `--` only before init arguments (see unikraft.rs: monitors
+            // may append parameters after the command line).
+            if a.app.len() > 1 {
+                w.push("--".into());
+                w.extend(a.app.iter().skip(1).map(|s| quote_word(s)));
+            }
         }
         Ok(w)
     }
@@ -116,7 +120,7 @@ mod tests {
         };
         assert_eq!(
             Linux.words(&a).unwrap().join(" "),
-            "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/init --"
+            "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/init"
         );
     }
 

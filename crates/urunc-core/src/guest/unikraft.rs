@@ -65,8 +65,14 @@ impl Guest for Unikraft {
                 ]);
             }
         }
-        w.push("--".into());
-        w.extend(a.app.iter().skip(1).map(|s| quote_word(s)));
+        // `--` only before application arguments: monitors such as
+        // Firecracker append kernel parameters (virtio_mmio.device=...)
+        // after the command line, and Unikraft reads parameters only
+        // before `--`.
+        if a.app.len() > 1 {
+            w.push("--".into());
+            w.extend(a.app.iter().skip(1).map(|s| quote_word(s)));
+        }
         Ok(w)
     }
 }
@@ -129,7 +135,7 @@ mod tests {
         let w = Unikraft
             .words(&args(&app[..1], &[], None, false, None))
             .unwrap();
-        assert_eq!(w.join(" "), "nginx --");
+        assert_eq!(w.join(" "), "nginx");
     }
 
     #[test]
@@ -152,7 +158,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             w.join(" "),
-            "hello netdev.ipv4_addr=10.4.0.2 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd --"
+            "hello netdev.ipv4_addr=10.4.0.2 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd"
         );
     }
 }

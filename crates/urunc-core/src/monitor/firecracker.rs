@@ -19,11 +19,9 @@
 //! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
 //! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
 //! arguments: before the first ` -- ` when that is followed by arguments,
-//! otherwise at the very end — i.e. after a trailing `--`. Unikraft parses
-//! `virtio_mmio.device` as a library parameter, which must come before `--`,
-//! so a Unikraft guest with a NIC or disk and no application arguments does
-//! not see its devices (a limitation of Firecracker's command-line handling
-//! that the guest's words cannot avoid without adding an argument).
+//! otherwise at the very end. The guests therefore write `--` only when
+//! application arguments follow it, so that these parameters always land
+//! among the kernel (Unikraft: library) parameters.
 //!
 //! # Kernel
 //!
