@@ -159,3 +159,53 @@ fn timestamps_cover_every_step() {
         "timestamps not monotonic: {t:?}"
     );
 }
+
+#[test]
+fn monitor_runs_as_process_user_with_its_own_device_nodes() {
+    if !need_qemu("monitor_runs_as_process_user_with_its_own_device_nodes") {
+        return;
+    }
+    if !std::path::Path::new("/dev/kvm").exists() {
+        println!("SKIP: monitor_runs_as_process_user_with_its_own_device_nodes: no /dev/kvm");
+        return;
+    }
+    subreaper();
+    // KVM only: the monitor must open /dev/kvm as uid 4242.
+    let env = Env::new("[monitors.qemu]\naccel = \"kvm\"\nmachine = \"microvm\"\n");
+    let mut b = tiny_bundle(&["app", "hang"]);
+    b.spec["process"]["user"] = json!({"uid": 4242, "gid": 4242, "additionalGids": [4243]});
+    let host_kvm = std::fs::metadata("/dev/kvm").unwrap();
+    let pid = env.create(&b.write(), "user1", &[]);
+    env.ok(&["start", "user1"]);
+    assert!(
+        env.wait_out("user1", "URUNC-TESTKERNEL hang", Duration::from_secs(60)),
+        "{}\n{}",
+        env.out("user1"),
+        env.err("user1")
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |n: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(n))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(field("Uid:"), "4242 4242 4242 4242");
+    assert_eq!(field("Gid:"), "4242 4242 4242 4242");
+    assert_eq!(field("Groups:"), "4243");
+    use std::os::unix::fs::MetadataExt;
+    let kvm = std::fs::metadata(format!("/proc/{pid}/root/dev/kvm")).unwrap();
+    assert_eq!((kvm.uid(), kvm.rdev()), (4242, host_kvm.rdev()));
+    // The host's node is untouched.
+    let after = std::fs::metadata("/dev/kvm").unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode()),
+        (host_kvm.uid(), host_kvm.gid(), host_kvm.mode())
+    );
+    env.ok(&["delete", "--force", "user1"]);
+    assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
+}

@@ -291,6 +291,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
                 rootfs_readonly: readonly,
                 monitor_binary: &u.monitor_binary,
                 devices: &launch.command.devices,
+                owner: (uid, gid),
                 files: &launch.command.files,
             })?;
         } else {

@@ -37,6 +37,8 @@ pub struct RootRequest<'a> {
     pub rootfs_readonly: bool,
     pub monitor_binary: &'a Path,
     pub devices: &'a [PathBuf],
+    /// `process.user` (uid, gid): owns the monitor's device nodes and files.
+    pub owner: (u32, u32),
     /// Files to write (path inside the sandbox, contents).
     pub files: &'a [(PathBuf, Vec<u8>)],
 }
@@ -73,6 +75,50 @@ fn bind_file(root: &Path, host: &Path, readonly: bool) -> Result<()> {
     }
     std::fs::File::create(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
     bind(host, &dst, readonly, false)
+}
+
+fn chown(p: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    if uid == 0 && gid == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(p, Some(uid), Some(gid))
+        .ctx(|| format!("sandbox: chown {uid}:{gid} {}", p.display()))
+}
+
+/// A device node for the monitor: a fresh node with the host node's
+/// numbers in the sandbox's own /dev (so that it can be handed to a
+/// non-root `process.user` without touching the host's node); a bind of
+/// the host node where nodes cannot be made.
+fn make_device(root: &Path, host: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(host).ctx(|| format!("sandbox: stat {}", host.display()))?;
+    let kind = if md.file_type().is_char_device() {
+        SFlag::S_IFCHR
+    } else if md.file_type().is_block_device() {
+        SFlag::S_IFBLK
+    } else {
+        return bind_file(root, host, false);
+    };
+    let dst = inside(root, host);
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent)
+            .ctx(|| format!("sandbox: creating {}", parent.display()))?;
+    }
+    let mode = Mode::from_bits_truncate(md.mode() & 0o7777);
+    if mknod(&dst, kind, mode, md.rdev()).is_err() {
+        return bind_file(root, host, false);
+    }
+    // mknod honours the umask; set the host node's mode exactly.
+    std::fs::set_permissions(
+        &dst,
+        std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
+    )
+    .ctx(|| format!("sandbox: chmod {}", dst.display()))?;
+    match owner {
+        Some(o) => chown(&dst, o),
+        None => Ok(()),
+    }
 }
 
 /// Builds the sandbox on `req.mountpoint` and makes it the root.
@@ -115,7 +161,8 @@ pub fn enter(req: &RootRequest) -> Result<()> {
         .chain(req.devices.iter().map(PathBuf::as_path))
     {
         if d.exists() && !inside(root, d).exists() {
-            bind_file(root, d, false)?;
+            let owner = (!BASE_DEVICES.contains(&d.to_str().unwrap_or(""))).then_some(req.owner);
+            make_device(root, d, owner)?;
         }
     }
     for dir in ["/proc", "/tmp", WORK, ROOTFS] {
@@ -143,6 +190,7 @@ pub fn enter(req: &RootRequest) -> Result<()> {
                 .ctx(|| format!("sandbox: creating {}", parent.display()))?;
         }
         std::fs::write(&dst, data).ctx(|| format!("sandbox: writing {}", p.display()))?;
+        chown(&dst, req.owner)?;
     }
     pivot(root)
 }
