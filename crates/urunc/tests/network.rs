@@ -715,6 +715,43 @@ fn netlink_steps_in_a_pod() {
     );
     assert_eq!(pod.leftovers(), "");
 
+    // A failing step (a tap cannot take veth's largest MTU, 65535 > 65521)
+    // names the step and both interfaces, and undoes the rest of the batch
+    // (the qdiscs and filters were created after the failed step).
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        "65535",
+    ]);
+    let big = pod.pod.enter(network::discover).unwrap().unwrap();
+    assert_eq!(big.mtu, 65535);
+    let e = pod
+        .pod
+        .enter(|| network::setup(&big, &tap, 0, 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("MTU 65535") && e.contains("eth0") && e.contains(&tap),
+        "{e}"
+    );
+    println!("failed setup: {e}");
+    assert_eq!(pod.leftovers(), "", "after the failed setup");
+    must(&[
+        "ip",
+        "-n",
+        &pod.pod.name,
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        "1500",
+    ]);
+
     // Errors: no IPv4 address; several interfaces and no eth0; only lo.
     must(&["ip", "-n", &pod.pod.name, "addr", "flush", "dev", "eth0"]);
     let e = pod.pod.enter(network::discover).unwrap_err().to_string();
