@@ -1,7 +1,7 @@
 //! The one place that knows which framework runs on which monitor.
 
 /// `(framework, monitors it runs on)`, as in SPEC §6.
-pub static TABLE: &[(&str, &[&str])] = &[
+pub const TABLE: &[(&str, &[&str])] = &[
     ("unikraft", &["qemu", "firecracker"]),
     ("mirage", &["qemu", "hvt", "spt"]),
     ("rumprun", &["hvt", "spt"]),

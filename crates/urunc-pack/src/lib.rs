@@ -43,7 +43,7 @@ pub use layer::{Content, Node, Rootfs};
 pub use reference::{sanitize_component, ImageRef};
 
 /// Prefix of every urunc metadata key.
-pub const KEY_PREFIX: &str = "com.urunc.unikernel.";
+pub const KEY_PREFIX: &str = urunc_core::metadata::PREFIX;
 /// Annotation containerd (and podman) use for the image name.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// OCI annotation for the reference name inside an image layout.
@@ -57,17 +57,12 @@ pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip"
 /// Fixed creation time, for reproducible images.
 pub const CREATED: &str = "1970-01-01T00:00:00Z";
 
-/// Frameworks and the monitors each can run on.
-pub const COMPATIBILITY: &[(&str, &[&str])] = &[
-    ("unikraft", &["qemu", "firecracker"]),
-    ("rumprun", &["hvt", "spt"]),
-    ("mirage", &["qemu", "hvt", "spt"]),
-    ("mewz", &["qemu"]),
-    ("linux", &["qemu", "firecracker"]),
-];
+/// Frameworks and the monitors each can run on: urunc's own table, so that
+/// the packer refuses exactly what the runtime would.
+pub const COMPATIBILITY: &[(&str, &[&str])] = urunc_core::compat::TABLE;
 
 /// Every monitor name accepted by `--hypervisor`.
-pub const MONITORS: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
+pub const MONITORS: &[&str] = urunc_core::monitor::KNOWN;
 
 /// Everything that can go wrong; the text names the input and the problem.
 #[derive(Debug, thiserror::Error)]

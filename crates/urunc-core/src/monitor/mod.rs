@@ -17,7 +17,7 @@ mod spt;
 pub use solo5_manifest::Manifest;
 
 /// Every monitor name the metadata may use.
-pub static KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
+pub const KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
 
 /// Monitors implemented in this build.
 pub static REGISTRY: &[&dyn Monitor] =
