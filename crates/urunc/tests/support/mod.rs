@@ -13,7 +13,10 @@ pub fn urunc_bin() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Prints `SKIP: <test>: <reason>` and returns false when not root.
@@ -26,7 +29,9 @@ pub fn need_root(test: &str) -> bool {
 }
 
 pub fn which(bin: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(bin)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
 }
 
 /// Prints SKIP and returns false when `bin` is not on PATH.
@@ -49,8 +54,16 @@ static FIXTURES: Once = Once::new();
 pub fn fixtures() -> PathBuf {
     let root = repo_root();
     FIXTURES.call_once(|| {
-        let out = Command::new("bash").arg(root.join("tests/fixtures/build.sh")).output().expect("running build.sh");
-        assert!(out.status.success(), "fixtures/build.sh failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bash")
+            .arg(root.join("tests/fixtures/build.sh"))
+            .output()
+            .expect("running build.sh");
+        assert!(
+            out.status.success(),
+            "fixtures/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     root.join("tests/fixtures/build")
 }
@@ -101,17 +114,31 @@ pub const LINUX_CONFIG: &str = "[monitors.qemu]\naccel = \"tcg\"\nmachine = \"pc
 
 impl Env {
     pub fn new(config_toml: &str) -> Env {
-        let dir = tempfile::Builder::new().prefix("urunc-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("urunc-test-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().join("state");
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_toml).unwrap();
         let log = dir.path().join("log.json");
-        Env { dir, root, config, log }
+        Env {
+            dir,
+            root,
+            config,
+            log,
+        }
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(urunc_bin());
-        c.env("URUNC_CONFIG", &self.config).arg("--root").arg(&self.root).arg("--log").arg(&self.log).arg("--log-format").arg("json");
+        c.env("URUNC_CONFIG", &self.config)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json");
         c
     }
 
@@ -135,7 +162,13 @@ impl Env {
         let err = std::fs::File::create(self.dir.path().join(format!("{id}.err"))).unwrap();
         let st = self
             .cmd()
-            .args(["create", "--bundle", bundle, "--pid-file", pidfile.to_str().unwrap()])
+            .args([
+                "create",
+                "--bundle",
+                bundle,
+                "--pid-file",
+                pidfile.to_str().unwrap(),
+            ])
             .args(extra)
             .arg(id)
             .stdin(std::process::Stdio::null())
@@ -143,8 +176,16 @@ impl Env {
             .stderr(err)
             .status()
             .unwrap();
-        assert!(st.success(), "urunc create {id} failed: {st}: {}", self.err(id));
-        std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap()
+        assert!(
+            st.success(),
+            "urunc create {id} failed: {st}: {}",
+            self.err(id)
+        );
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     pub fn out_path(&self, id: &str) -> PathBuf {
@@ -189,7 +230,12 @@ impl Env {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// An OCI bundle in a temp dir.
@@ -202,7 +248,10 @@ impl Bundle {
     /// A bundle with an empty rootfs and a minimal spec (new pid, mount,
     /// ipc, uts and network namespaces; seccomp on).
     pub fn new() -> Bundle {
-        let dir = tempfile::Builder::new().prefix("urunc-bundle-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("urunc-bundle-")
+            .tempdir()
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("rootfs")).unwrap();
         let spec = json!({
             "ociVersion": "1.0.2",
@@ -230,7 +279,8 @@ impl Bundle {
     pub fn add_file(&mut self, src: &Path, dst: &str) -> &mut Self {
         let to = self.rootfs().join(dst.trim_start_matches('/'));
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(src, &to).unwrap_or_else(|e| panic!("copying {} to {}: {e}", src.display(), to.display()));
+        std::fs::copy(src, &to)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", src.display(), to.display()));
         self
     }
 
@@ -263,7 +313,11 @@ impl Bundle {
 
     /// Writes config.json; returns the bundle path as a string.
     pub fn write(&self) -> String {
-        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&self.spec).unwrap()).unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
         self.path().to_str().unwrap().to_string()
     }
 }
@@ -272,7 +326,9 @@ impl Bundle {
 pub fn tiny_bundle(args: &[&str]) -> Bundle {
     let fx = fixtures();
     let mut b = Bundle::new();
-    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel").unikernel("unikraft", "qemu", "/unikernel/kernel").args(args);
+    b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel")
+        .unikernel("unikraft", "qemu", "/unikernel/kernel")
+        .args(args);
     b.write();
     b
 }
@@ -292,12 +348,16 @@ pub fn linux_bundle(args: &[&str]) -> Bundle {
 
 /// Lines of output containing `marker`.
 pub fn marker_lines(out: &str, marker: &str) -> Vec<String> {
-    out.lines().filter_map(|l| l.find(marker).map(|i| l[i..].trim_end().to_string())).collect()
+    out.lines()
+        .filter_map(|l| l.find(marker).map(|i| l[i..].trim_end().to_string()))
+        .collect()
 }
 
 /// True if no process has `needle` in its command line.
 pub fn no_process_with(needle: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().all(|e| {
-        std::fs::read(e.path().join("cmdline")).map(|c| !String::from_utf8_lossy(&c).contains(needle)).unwrap_or(true)
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| !String::from_utf8_lossy(&c).contains(needle))
+            .unwrap_or(true)
     })
 }
