@@ -873,3 +873,68 @@ fn long_running_unikernel_lifecycle() {
         c.mounts_below()
     );
 }
+
+/// `ctr task kill` (SIGTERM) of a running unikernel: QEMU shuts the guest
+/// down and exits 0, which is what `ctr run` returns; nothing is left.
+#[test]
+fn unikernel_sigterm_stops_the_guest() {
+    let test = "unikernel_sigterm_stops_the_guest";
+    if need(test).is_none() {
+        return;
+    }
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!("SKIP: {test}: runtime under test is {rt}, not urunc");
+        return;
+    }
+    let kernel = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/build/testkernel.elf");
+    if !kernel.is_file() || support::which("qemu-system-x86_64").is_none() {
+        println!("SKIP: {test}: test kernel or qemu-system-x86_64 missing");
+        return;
+    }
+    let c = Containerd::start("ukterm");
+    let archive = support::build_unikernel_image(
+        &c.dir,
+        "ushim-hang",
+        &kernel,
+        &[
+            ("unikernelType", "unikraft"),
+            ("hypervisor", "qemu"),
+            ("cmdline", "app hang"),
+        ],
+    );
+    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    let id = "ukterm1";
+    let child = c
+        .ctr_cmd(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "docker.io/library/ushim-hang:latest",
+            id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        c.wait_status(id, "RUNNING"),
+        "task never RUNNING: {:?}\n{}",
+        c.task_status(id),
+        c.log_tail()
+    );
+    let k = c.ctr(&["task", "kill", id]);
+    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(c.shim_gone(id), "shim still running");
+    assert!(!c.runtime_state(id).exists(), "runtime state left behind");
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
