@@ -59,6 +59,9 @@ pub struct MonitorConfig {
     pub data_dir: Option<PathBuf>,
     /// Extra words appended to the guest command line (e.g. `tsc_early_khz=`).
     pub extra_guest_args: Vec<String>,
+    /// QEMU: how shared directories reach the guest, `9p` (default) or
+    /// `virtiofs` (see [`crate::shares`]).
+    pub shared_fs: Option<String>,
 }
 
 impl Default for Config {

@@ -45,6 +45,12 @@ pub enum PlanError {
     Monitor { monitor: String, problem: String },
     #[error("guest {guest}: {problem}")]
     Guest { guest: String, problem: String },
+    /// A mount of the OCI spec (a volume, see [`crate::shares`]).
+    #[error("spec mount {destination}: {problem}")]
+    Mount {
+        destination: String,
+        problem: String,
+    },
     #[error("{0}")]
     Config(#[from] ConfigError),
 }

@@ -18,6 +18,7 @@ pub mod network;
 pub mod plan;
 pub mod rootfs;
 pub mod sandbox;
+pub mod shares;
 pub mod state;
 pub mod storage;
 pub mod timestamps;

@@ -7,12 +7,13 @@
 use crate::compat;
 use crate::config::{Config, MonitorConfig};
 use crate::error::{MetadataError, PlanError};
-use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet};
+use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet, GuestShare};
 use crate::metadata::{self, Metadata};
 use crate::monitor::solo5_manifest::DeviceKind;
-use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, Nic};
+use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, MonitorShare, Nic};
 use crate::network::NetFacts;
 use crate::rootfs::resolve_in_root;
+use crate::shares::{self, Share, ShareFs};
 use crate::storage::{self, BlockRootfs};
 use oci_spec::runtime::Spec;
 use std::net::Ipv4Addr;
@@ -47,6 +48,11 @@ pub struct Unikernel {
     /// `useDMBlock`: the block device behind the rootfs, handed to the guest
     /// as its disk (then also in `block`); see [`crate::storage`].
     pub block_rootfs: Option<BlockRootfs>,
+    /// Shared directories: the rootfs (`mountRootfs`, tag `fs0`) and the
+    /// spec's volumes (`fs1`..); see [`crate::shares`].
+    pub shares: Vec<Share>,
+    /// How they reach the guest (config `shared_fs`).
+    pub share_fs: ShareFs,
 }
 
 impl std::fmt::Debug for Unikernel {
@@ -129,6 +135,7 @@ pub fn prepare(
         problem: "not available in this build of urunc".into(),
     })?;
     let mcfg = cfg.monitor(hv);
+    let (shares, share_fs) = plan_shares(spec, rootfs, md, guest, mon, &mcfg)?;
     let bin = md.binary.as_deref().ok_or_else(|| {
         MetadataError::invalid(KEY_BINARY, "missing (the kernel's path in the rootfs)")
     })?;
@@ -253,7 +260,83 @@ pub fn prepare(
         dns_fallback: cfg.dns_fallback,
         manifest,
         block_rootfs,
+        shares,
+        share_fs,
     })
+}
+
+/// The shared directories (`mountRootfs`, volumes) and their transport;
+/// an error when the guest or monitor cannot share directories.
+fn plan_shares(
+    spec: &Spec,
+    rootfs: &Path,
+    md: &Metadata,
+    guest: &dyn Guest,
+    mon: &dyn Monitor,
+    mcfg: &MonitorConfig,
+) -> Result<(Vec<Share>, ShareFs), PlanError> {
+    let fs = match mcfg.shared_fs.as_deref() {
+        None => ShareFs::NineP,
+        Some(v) => ShareFs::parse(v).ok_or_else(|| PlanError::Monitor {
+            monitor: mon.name().into(),
+            problem: format!("config shared_fs = {v:?}: expected \"9p\" or \"virtiofs\""),
+        })?,
+    };
+    let can_share = guest.needs().shared_dirs && mon.share_fs().contains(&fs);
+    let why_not = || {
+        if !guest.needs().shared_dirs {
+            format!("{} guests cannot mount shared directories", guest.name())
+        } else if mon.share_fs().is_empty() {
+            format!("{} cannot share directories with the guest", mon.name())
+        } else {
+            format!("{} cannot share directories over {}", mon.name(), fs.name())
+        }
+    };
+    let mut out = Vec::new();
+    if md.mount_rootfs {
+        use metadata::{KEY_MOUNT_ROOTFS, KEY_USE_DM_BLOCK};
+        if !can_share {
+            return Err(MetadataError::invalid(
+                KEY_MOUNT_ROOTFS,
+                format!(
+                    "the container rootfs cannot be shared with the guest: {} (shared directories need QEMU and a Unikraft or Linux guest)",
+                    why_not()
+                ),
+            )
+            .into());
+        }
+        if md.use_dm_block {
+            return Err(MetadataError::invalid(
+                KEY_MOUNT_ROOTFS,
+                format!("both mountRootfs and {KEY_USE_DM_BLOCK} hand the rootfs to the guest; set only one"),
+            )
+            .into());
+        }
+        let readonly = spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false);
+        out.push(Share {
+            tag: shares::ROOTFS_TAG.into(),
+            source: rootfs.to_path_buf(),
+            mount_point: "/".into(),
+            readonly,
+            recursive: true,
+        });
+    }
+    let volumes = shares::volumes(spec, rootfs)?;
+    if let (Some(v), false) = (volumes.first(), can_share) {
+        return Err(PlanError::Mount {
+            destination: v.mount_point.clone(),
+            problem: format!(
+                "this volume cannot be shared with the guest: {} (shared directories need QEMU and a Unikraft or Linux guest)",
+                why_not()
+            ),
+        });
+    }
+    out.extend(volumes);
+    Ok((out, fs))
 }
 
 /// How host paths appear to the monitor.
@@ -263,7 +346,12 @@ pub enum View {
     Host,
     /// The monitor runs in a sandbox root where the container rootfs is
     /// mounted at this path, and its own work directory at `work`.
-    Sandbox { rootfs: PathBuf, work: PathBuf },
+    /// Volumes are bound at `<shares>/<tag>`; `None`: at their host paths.
+    Sandbox {
+        rootfs: PathBuf,
+        work: PathBuf,
+        shares: Option<PathBuf>,
+    },
 }
 
 /// The container's network as `start` found it.
@@ -366,12 +454,39 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
     let block = disk.map(|_| GuestBlock {
         mount_point: u.block_mount_point.clone(),
     });
+    let guest_shares: Vec<GuestShare> = u
+        .shares
+        .iter()
+        .map(|s| GuestShare {
+            tag: s.tag.clone(),
+            mount_point: s.mount_point.clone(),
+            readonly: s.readonly,
+            fs: u.share_fs,
+        })
+        .collect();
+    let monitor_shares: Vec<MonitorShare> = u
+        .shares
+        .iter()
+        .map(|s| MonitorShare {
+            tag: s.tag.clone(),
+            path: match view {
+                View::Sandbox { rootfs, .. } if s.is_rootfs() => rootfs.clone(),
+                View::Sandbox {
+                    shares: Some(dir), ..
+                } => dir.join(&s.tag),
+                _ => s.source.clone(),
+            },
+            readonly: s.readonly,
+            fs: u.share_fs,
+        })
+        .collect();
     let gargs = GuestArgs {
         app: &u.app,
         env: &u.env,
         net: guest_net.as_ref(),
         initrd: u.initrd.is_some(),
         block: block.as_ref(),
+        shares: &guest_shares,
         version: u.version.as_deref(),
         monitor: u.monitor.name(),
     };
@@ -396,6 +511,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         kernel: &kernel,
         initrd: initrd.as_deref(),
         block: blk.as_deref(),
+        shares: &monitor_shares,
         guest_words: &words,
         needs: u.guest.needs(),
         memory_mib: u.memory_mib,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use urunc_core::config::MonitorConfig;
 use urunc_core::network::NetFacts;
 use urunc_core::plan::{plan, NetInput, Unikernel, View};
+use urunc_core::shares::{Share, ShareFs};
 use urunc_core::{guest, monitor};
 
 fn unikernel(guest_name: &str) -> Unikernel {
@@ -28,6 +29,8 @@ fn unikernel(guest_name: &str) -> Unikernel {
         dns_fallback: "8.8.8.8".parse().unwrap(),
         manifest: None,
         block_rootfs: None,
+        shares: vec![],
+        share_fs: ShareFs::NineP,
     }
 }
 
@@ -47,6 +50,7 @@ fn view() -> View {
     View::Sandbox {
         rootfs: "/rootfs".into(),
         work: "/run/urunc".into(),
+        shares: Some("/run/urunc/shares".into()),
     }
 }
 
@@ -307,4 +311,195 @@ fn host_view_uses_host_paths() {
         .command
         .argv
         .contains(&"/bundle/rootfs/unikernel/kernel".to_string()));
+}
+
+fn rootfs_share(readonly: bool) -> Share {
+    Share {
+        tag: "fs0".into(),
+        source: "/bundle/rootfs".into(),
+        mount_point: "/".into(),
+        readonly,
+        recursive: true,
+    }
+}
+
+fn volume(tag: &str, source: &str, dst: &str, readonly: bool) -> Share {
+    Share {
+        tag: tag.into(),
+        source: source.into(),
+        mount_point: dst.into(),
+        readonly,
+        recursive: true,
+    }
+}
+
+const FS0_9P: &[&str] = &[
+    "-fsdev",
+    "local,id=fs0,path=/rootfs,security_model=none",
+    "-device",
+    "virtio-9p-pci,fsdev=fs0,mount_tag=fs0",
+];
+
+#[test]
+fn unikraft_mount_rootfs_9p_replaces_the_initrd_entry() {
+    let mut u = unikernel("unikraft");
+    u.initrd = Some("/bundle/rootfs/unikernel/initrd".into());
+    u.shares = vec![rootfs_share(false)];
+    assert_eq!(
+        argv(&u, false),
+        expect(&[
+            HEAD,
+            SANDBOX,
+            &[
+                "-kernel",
+                "/rootfs/unikernel/kernel",
+                "-initrd",
+                "/rootfs/unikernel/initrd",
+                "-nic",
+                "none"
+            ],
+            FS0_9P,
+            &[
+                "-append",
+                "app env.vars=[ K=V ] vfs.fstab=[ \"fs0:/:9pfs:::\" ] -- 'arg one' -x"
+            ]
+        ])
+    );
+    // Before 0.16.1: the root device parameters.
+    u.version = Some("0.15.0".into());
+    assert_eq!(
+        argv(&u, false).last().unwrap(),
+        "app vfs.rootdev=fs0 vfs.rootfs=9pfs -- 'arg one' -x"
+    );
+}
+
+#[test]
+fn unikraft_volumes_with_and_without_mount_rootfs() {
+    let mut u = unikernel("unikraft");
+    u.env = vec![];
+    u.shares = vec![
+        rootfs_share(true),
+        volume("fs1", "/srv/data,1", "/data", true),
+        volume("fs2", "/srv/cache", "/var/cache", false),
+    ];
+    assert_eq!(
+        argv(&u, true),
+        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], NETDEV, &[
+            "-fsdev",
+            "local,id=fs0,path=/rootfs,security_model=none,readonly=on",
+            "-device",
+            "virtio-9p-pci,fsdev=fs0,mount_tag=fs0",
+            "-fsdev",
+            "local,id=fs1,path=/run/urunc/shares/fs1,security_model=none,readonly=on",
+            "-device",
+            "virtio-9p-pci,fsdev=fs1,mount_tag=fs1",
+            "-fsdev",
+            "local,id=fs2,path=/run/urunc/shares/fs2,security_model=none",
+            "-device",
+            "virtio-9p-pci,fsdev=fs2,mount_tag=fs2",
+            "-append",
+            "app netdev.ip=10.10.0.5/16:10.10.0.1:1.1.1.1 vfs.fstab=[ \"fs0:/:9pfs:::\" \"fs1:/data:9pfs:::\" \"fs2:/var/cache:9pfs:::\" ] -- 'arg one' -x"
+        ]])
+    );
+    // A volume next to an initrd root; on the host view, host paths (commas
+    // escaped).
+    u.shares.remove(0);
+    u.initrd = Some("/bundle/rootfs/i".into());
+    let a = plan(&u, &View::Host, None).unwrap().command.argv;
+    assert!(
+        a.windows(2).any(|w| w
+            == [
+                "-fsdev",
+                "local,id=fs1,path=/srv/data,,1,security_model=none,readonly=on"
+            ]),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.last().unwrap(),
+        "app vfs.fstab=[ \"initrd0:/:extract:::\" \"fs1:/data:9pfs:::\" \"fs2:/var/cache:9pfs:::\" ] -- 'arg one' -x"
+    );
+    // Old Unikraft has no vfs.fstab for volumes.
+    u.version = Some("0.15.0".into());
+    let e = plan(&u, &view(), None).unwrap_err().to_string();
+    assert!(e.contains("volume /data") && e.contains("0.16.1"), "{e}");
+}
+
+#[test]
+fn linux_mount_rootfs_and_volume() {
+    let mut u = unikernel("linux");
+    u.initrd = Some("/bundle/rootfs/boot/initrd".into());
+    u.app = vec!["/sbin/init".into(), "serve".into()];
+    u.shares = vec![
+        rootfs_share(false),
+        volume("fs1", "/srv/data", "/data", true),
+    ];
+    assert_eq!(
+        argv(&u, false),
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/boot/initrd", "-nic", "none"], FS0_9P, &[
+            "-fsdev",
+            "local,id=fs1,path=/run/urunc/shares/fs1,security_model=none,readonly=on",
+            "-device",
+            "virtio-9p-pci,fsdev=fs1,mount_tag=fs1",
+            "-append",
+            "panic=-1 console=ttyS0 root=fs0 rootfstype=9p rootflags=trans=virtio,version=9p2000.L rw URUNC_SHARES=fs1:/data:9p:ro K=V init=/sbin/init -- serve"
+        ]])
+    );
+    // A volume only: the initrd stays the root.
+    u.shares.remove(0);
+    assert_eq!(
+        argv(&u, false).last().unwrap(),
+        "panic=-1 console=ttyS0 root=/dev/ram0 rw URUNC_SHARES=fs1:/data:9p:ro K=V rdinit=/sbin/init -- serve"
+    );
+    // A disk and a shared root cannot both be the root.
+    u.shares.insert(0, rootfs_share(false));
+    u.block = Some("/bundle/rootfs/disk.img".into());
+    let e = plan(&u, &view(), None).unwrap_err().to_string();
+    assert!(e.contains("mountRootfs") && e.contains("disk"), "{e}");
+}
+
+#[test]
+fn virtiofs_shares_use_vhost_user_and_shared_memory() {
+    let mut u = unikernel("linux");
+    u.app = vec!["/init".into()];
+    u.env = vec![];
+    u.seccomp = false;
+    u.share_fs = ShareFs::VirtioFs;
+    u.shares = vec![rootfs_share(false), volume("fs1", "/srv/d", "/d", false)];
+    assert_eq!(
+        argv(&u, false),
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", "/rootfs/unikernel/kernel", "-nic", "none",
+            "-chardev",
+            "socket,id=cfs0,path=/run/urunc/fs0.sock",
+            "-device",
+            "vhost-user-fs-pci,chardev=cfs0,tag=fs0",
+            "-chardev",
+            "socket,id=cfs1,path=/run/urunc/fs1.sock",
+            "-device",
+            "vhost-user-fs-pci,chardev=cfs1,tag=fs1",
+            "-object",
+            "memory-backend-memfd,id=mem,size=256M,share=on",
+            "-numa",
+            "node,memdev=mem",
+            "-append",
+            "panic=-1 console=ttyS0 root=fs0 rootfstype=virtiofs rw URUNC_SHARES=fs1:/d:virtiofs:rw init=/init"
+        ]])
+    );
+    // Unikraft has no virtio-fs.
+    let mut u = unikernel("unikraft");
+    u.share_fs = ShareFs::VirtioFs;
+    u.shares = vec![rootfs_share(false)];
+    let e = plan(&u, &view(), None).unwrap_err().to_string();
+    assert!(e.contains("9p only"), "{e}");
+}
+
+#[test]
+fn microvm_shares_use_virtio_mmio() {
+    let mut u = unikernel("unikraft");
+    u.monitor_config.machine = Some("microvm".into());
+    u.shares = vec![rootfs_share(false)];
+    let a = argv(&u, false);
+    assert!(
+        a.contains(&"virtio-9p-device,fsdev=fs0,mount_tag=fs0".to_string()),
+        "{a:?}"
+    );
 }

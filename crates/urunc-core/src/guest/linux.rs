@@ -1,7 +1,20 @@
 //! Linux kernels used as unikernels: `panic=-1 console=ttyS0 root=... ip=...
 //! K=V... init=<args[0]> -- <args[1..]>`.
+//!
+//! Shared directories: with `mountRootfs` the root is the share `fs0`,
+//! `root=fs0 rootfstype=9p rootflags=trans=virtio,version=9p2000.L rw`
+//! (virtio-fs: `rootfstype=virtiofs`) and `init=<args[0]>`. A kernel with
+//! 9p (or virtio-fs) built in mounts it itself; with an initrd (Debian's
+//! kernels have 9p as modules), the kernel runs the initrd's `/init`, which
+//! is expected to load the modules, mount `root=` and switch to `init=`
+//! (the usual `root=`/`rootfstype=`/`rootflags=`/`init=` convention).
+//! Volumes are listed for the guest's init in one environment variable,
+//! `URUNC_SHARES=<tag>:<mount point>:<9p|virtiofs>:<ro|rw>[,...]`; the init
+//! mounts each by tag (`mount -t 9p -o trans=virtio,version=9p2000.L fs1
+//! /data`).
 
 use super::{quote_word, Guest, GuestArgs, GuestNeeds};
+use crate::shares::ShareFs;
 
 pub struct Linux;
 
@@ -14,6 +27,7 @@ impl Guest for Linux {
         GuestNeeds {
             exit_on_reboot: true,
             serial_console: true,
+            shared_dirs: true,
             ..GuestNeeds::default()
         }
     }
@@ -26,7 +40,24 @@ impl Guest for Linux {
         } else {
             ["panic=-1", "console=ttyS0"].map(String::from).to_vec()
         };
-        if a.block.is_some() {
+        let root_share = a.shares.iter().find(|s| s.mount_point == "/");
+        if let Some(r) = root_share {
+            if a.block.is_some() {
+                return Err(
+                    "both the shared container rootfs (mountRootfs) and a disk would be its root; set only one"
+                        .into(),
+                );
+            }
+            w.push(format!("root={}", r.tag));
+            match r.fs {
+                ShareFs::NineP => w.extend([
+                    "rootfstype=9p".into(),
+                    "rootflags=trans=virtio,version=9p2000.L".into(),
+                ]),
+                ShareFs::VirtioFs => w.push("rootfstype=virtiofs".into()),
+            }
+            w.push(if r.readonly { "ro" } else { "rw" }.into());
+        } else if a.block.is_some() {
             w.extend(["root=/dev/vda".into(), "rw".into()]);
         } else if a.initrd {
             w.extend(["root=/dev/ram0".into(), "rw".into()]);
@@ -38,6 +69,31 @@ impl Guest for Linux {
                 ip.push_str(&format!(":{d}"));
             }
             w.push(ip);
+        }
+        let volumes: Vec<String> = a
+            .shares
+            .iter()
+            .filter(|s| s.mount_point != "/")
+            .map(|s| {
+                if s.mount_point
+                    .chars()
+                    .any(|c| c == ',' || c == ':' || c == '"' || c.is_whitespace())
+                {
+                    return Err(format!(
+                        "volume {:?}: a mount point in URUNC_SHARES cannot contain ',', ':', '\"' or spaces",
+                        s.mount_point
+                    ));
+                }
+                let fs = match s.fs {
+                    ShareFs::NineP => "9p",
+                    ShareFs::VirtioFs => "virtiofs",
+                };
+                let mode = if s.readonly { "ro" } else { "rw" };
+                Ok(format!("{}:{}:{fs}:{mode}", s.tag, s.mount_point))
+            })
+            .collect::<Result<_, String>>()?;
+        if !volumes.is_empty() {
+            w.push(format!("URUNC_SHARES={}", volumes.join(",")));
         }
         for e in a.env {
             let Some((k, v)) = e.split_once('=') else {
@@ -58,7 +114,7 @@ impl Guest for Linux {
             });
         }
         if let Some(init) = a.app.first() {
-            let key = if a.initrd && a.block.is_none() {
+            let key = if a.initrd && a.block.is_none() && root_share.is_none() {
                 "rdinit"
             } else {
                 "init"
@@ -96,6 +152,7 @@ mod tests {
             net: Some(&net),
             initrd: true,
             block: None,
+            shares: &[],
             version: None,
             monitor: "qemu",
         };
@@ -115,6 +172,7 @@ mod tests {
             net: None,
             initrd: false,
             block: Some(&b),
+            shares: &[],
             version: None,
             monitor: "firecracker",
         };
@@ -133,6 +191,7 @@ mod tests {
             net: None,
             initrd: false,
             block: None,
+            shares: &[],
             version: None,
             monitor: "qemu",
         };

@@ -52,6 +52,7 @@ mod tests {
             net: Some(&net),
             initrd: false,
             block: None,
+            shares: &[],
             version: None,
             monitor: "qemu",
         };

@@ -42,6 +42,7 @@ mod tests {
             net: Some(&net),
             initrd: false,
             block: None,
+            shares: &[],
             version: None,
             monitor: "hvt",
         };

@@ -38,6 +38,18 @@ pub struct GuestBlock {
     pub mount_point: Option<String>,
 }
 
+/// A directory the monitor shares with the guest by tag (9p or virtio-fs;
+/// see [`crate::shares`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestShare {
+    /// Device tag: `fs0` the container rootfs, `fs1`.. volumes.
+    pub tag: String,
+    /// Where the guest mounts it; `/` is the guest's root.
+    pub mount_point: String,
+    pub readonly: bool,
+    pub fs: crate::shares::ShareFs,
+}
+
 /// Everything a guest needs to render its command line.
 #[derive(Debug, Clone)]
 pub struct GuestArgs<'a> {
@@ -48,6 +60,9 @@ pub struct GuestArgs<'a> {
     pub net: Option<&'a GuestNet>,
     pub initrd: bool,
     pub block: Option<&'a GuestBlock>,
+    /// Shared directories (`mountRootfs`, volumes); empty for guests whose
+    /// needs say no `shared_dirs`.
+    pub shares: &'a [GuestShare],
     /// `unikernelVersion` metadata.
     pub version: Option<&'a str>,
     /// Monitor name (`qemu`, `firecracker`, ...), for monitor-specific
@@ -71,6 +86,9 @@ pub struct GuestNeeds {
     pub modern_virtio: bool,
     /// Its disk must hold an ext2 file system (Rumprun).
     pub ext2_disk_only: bool,
+    /// It mounts directories shared by tag (9p, virtio-fs): `mountRootfs`
+    /// and volumes are possible.
+    pub shared_dirs: bool,
 }
 
 pub trait Guest: Sync {

@@ -80,6 +80,7 @@ mod tests {
             net: Some(&net),
             initrd: false,
             block: Some(&b),
+            shares: &[],
             version: None,
             monitor: "hvt",
         };

@@ -1,8 +1,14 @@
 //! Unikraft. From 0.16.1 on: `<app> [env.vars=[ K=V ]] netdev.ip=<ip>/<prefix>:<gw>:<dns>
 //! [vfs.fstab=[ "initrd0:/:extract:::" ]] -- <args>`; before that, the
 //! `netdev.ipv4_*` parameters and `vfs.rootfs=initrd`.
+//!
+//! Shared directories (9p only): the container rootfs is the root,
+//! `"fs0:/:9pfs:::"` in `vfs.fstab` instead of the initrd entry
+//! (`vfs.rootdev=fs0 vfs.rootfs=9pfs` before 0.16.1); each volume adds
+//! `"fsN:<mount point>:9pfs:::"` (0.16.1 and later only).
 
-use super::{quote_word, Guest, GuestArgs};
+use super::{quote_word, Guest, GuestArgs, GuestNeeds};
+use crate::shares::ShareFs;
 
 pub struct Unikraft;
 
@@ -27,6 +33,13 @@ fn is_legacy(version: Option<&str>) -> bool {
 impl Guest for Unikraft {
     fn name(&self) -> &'static str {
         "unikraft"
+    }
+
+    fn needs(&self) -> GuestNeeds {
+        GuestNeeds {
+            shared_dirs: true,
+            ..GuestNeeds::default()
+        }
     }
 
     fn words(&self, a: &GuestArgs) -> Result<Vec<String>, String> {
@@ -54,16 +67,54 @@ impl Guest for Unikraft {
                 w.push(format!("netdev.ip={}/{}:{gw}:{dns}", n.ip, n.prefix));
             }
         }
-        if a.initrd {
+        let mut fstab = Vec::new();
+        let root_share = a.shares.iter().find(|s| s.mount_point == "/");
+        for s in a.shares {
+            if s.fs != ShareFs::NineP {
+                return Err(format!(
+                    "it mounts shared directories over 9p only, not {} (set shared_fs = \"9p\" for the monitor in the config file)",
+                    s.fs.name()
+                ));
+            }
+            if s.mount_point == "/" {
+                continue;
+            }
+            if legacy {
+                return Err(format!(
+                    "volume {}: Unikraft before 0.16.1 (unikernelVersion {}) takes no vfs.fstab to mount it",
+                    s.mount_point,
+                    a.version.unwrap_or_default()
+                ));
+            }
+            if s.mount_point
+                .chars()
+                .any(|c| c == ':' || c == '"' || c.is_whitespace())
+            {
+                return Err(format!(
+                    "volume {:?}: a vfs.fstab mount point cannot contain ':', '\"' or spaces",
+                    s.mount_point
+                ));
+            }
+            fstab.push(format!("\"{}:{}:9pfs:::\"", s.tag, s.mount_point));
+        }
+        if let Some(r) = root_share {
+            if legacy {
+                w.push(format!("vfs.rootdev={}", r.tag));
+                w.push("vfs.rootfs=9pfs".into());
+            } else {
+                fstab.insert(0, format!("\"{}:/:9pfs:::\"", r.tag));
+            }
+        } else if a.initrd {
             if legacy {
                 w.push("vfs.rootfs=initrd".into());
             } else {
-                w.extend([
-                    "vfs.fstab=[".into(),
-                    "\"initrd0:/:extract:::\"".into(),
-                    "]".into(),
-                ]);
+                fstab.insert(0, "\"initrd0:/:extract:::\"".into());
             }
+        }
+        if !fstab.is_empty() {
+            w.push("vfs.fstab=[".into());
+            w.extend(fstab);
+            w.push("]".into());
         }
         // `--` only before application arguments: monitors such as
         // Firecracker append kernel parameters (virtio_mmio.device=...)
@@ -95,6 +146,7 @@ mod tests {
             net,
             initrd,
             block: None,
+            shares: &[],
             version: v,
             monitor: "qemu",
         }

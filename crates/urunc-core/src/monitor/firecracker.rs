@@ -320,6 +320,7 @@ mod tests {
                 net: c.net.then_some(&gnet),
                 initrd: c.initrd,
                 block: c.block.then_some(&gblock),
+                shares: &[],
                 version: None,
                 monitor: "firecracker",
             })
@@ -334,6 +335,7 @@ mod tests {
             kernel: Path::new("/rootfs/unikernel/kernel"),
             initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
             block: c.block.then_some(Path::new("/rootfs/disk.img")),
+            shares: &[],
             guest_words: &words,
             needs: g.needs(),
             memory_mib: 128,
@@ -531,6 +533,7 @@ mod tests {
             kernel: Path::new("/k"),
             initrd: None,
             block: None,
+            shares: &[],
             guest_words: &words,
             needs: Default::default(),
             memory_mib: 64,

@@ -5,6 +5,7 @@
 
 use crate::config::MonitorConfig;
 use crate::guest::GuestNeeds;
+use crate::shares::ShareFs;
 use std::path::{Path, PathBuf};
 
 mod firecracker;
@@ -41,6 +42,17 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// A directory the monitor shares with the guest (see [`crate::shares`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorShare {
+    /// Device tag the guest mounts it by.
+    pub tag: String,
+    /// The directory as the monitor sees it.
+    pub path: PathBuf,
+    pub readonly: bool,
+    pub fs: ShareFs,
+}
+
 /// Everything a monitor needs to build its command line. Paths are as the
 /// monitor will see them (inside the container's sandbox root).
 #[derive(Debug, Clone)]
@@ -49,6 +61,9 @@ pub struct MonitorRequest<'a> {
     pub kernel: &'a Path,
     pub initrd: Option<&'a Path>,
     pub block: Option<&'a Path>,
+    /// Shared directories; only for monitors whose [`Monitor::share_fs`]
+    /// offers their transport.
+    pub shares: &'a [MonitorShare],
     /// Guest command line words (see [`crate::guest::Guest::words`]).
     pub guest_words: &'a [String],
     pub needs: GuestNeeds,
@@ -93,6 +108,11 @@ pub trait Monitor: Sync {
     /// when seccomp is on, for monitors that do not confine themselves.
     fn seccomp_filter(&self) -> Result<Option<seccompiler::BpfProgram>, String> {
         Ok(None)
+    }
+    /// The transports it can share a host directory with the guest over
+    /// (none for most monitors).
+    fn share_fs(&self) -> &'static [ShareFs] {
+        &[]
     }
 }
 

@@ -1,6 +1,7 @@
 //! QEMU (`qemu-system-x86_64`).
 
 use super::{format_mac, qemu_opt_escape, Monitor, MonitorCommand, MonitorRequest};
+use crate::shares::ShareFs;
 
 pub struct Qemu;
 
@@ -17,6 +18,10 @@ impl Monitor for Qemu {
 
     fn default_overhead_mib(&self) -> u64 {
         64
+    }
+
+    fn share_fs(&self) -> &'static [ShareFs] {
+        &[ShareFs::NineP, ShareFs::VirtioFs]
     }
 
     fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {
@@ -88,6 +93,44 @@ impl Monitor for Qemu {
                 dev.push_str(",disable-legacy=on,disable-modern=off");
             }
             push(&["-drive", &drive, "-device", &dev]);
+        }
+        // Shared directories: 9p served by QEMU itself; virtio-fs through
+        // the virtiofsd socket `<work_dir>/<tag>.sock`, which needs guest
+        // RAM shared with virtiofsd. microvm has no PCI bus: virtio-mmio.
+        let bus = match r.config.machine.as_deref() {
+            Some(m) if m.starts_with("microvm") => "device",
+            _ => "pci",
+        };
+        let mut shared_memory = false;
+        for s in r.shares {
+            let tag = qemu_opt_escape(&s.tag);
+            match s.fs {
+                ShareFs::NineP => {
+                    let mut fsdev = format!(
+                        "local,id={tag},path={},security_model=none",
+                        qemu_opt_escape(&s.path.display().to_string())
+                    );
+                    if s.readonly {
+                        fsdev.push_str(",readonly=on");
+                    }
+                    let dev = format!("virtio-9p-{bus},fsdev={tag},mount_tag={tag}");
+                    push(&["-fsdev", &fsdev, "-device", &dev]);
+                }
+                ShareFs::VirtioFs => {
+                    let sock = r.work_dir.join(format!("{}.sock", s.tag));
+                    let chardev = format!(
+                        "socket,id=c{tag},path={}",
+                        qemu_opt_escape(&sock.display().to_string())
+                    );
+                    let dev = format!("vhost-user-fs-{bus},chardev=c{tag},tag={tag}");
+                    push(&["-chardev", &chardev, "-device", &dev]);
+                    shared_memory = true;
+                }
+            }
+        }
+        if shared_memory {
+            let obj = format!("memory-backend-memfd,id=mem,size={mem},share=on");
+            push(&["-object", &obj, "-numa", "node,memdev=mem"]);
         }
         let cmdline = r.guest_words.join(" ");
         if !cmdline.is_empty() {

@@ -147,6 +147,7 @@ pub(super) mod tests {
                 net: c.net.then_some(&net),
                 initrd: false,
                 block: c.block.then_some(&blk),
+                shares: &[],
                 version: None,
                 monitor: c.monitor,
             })
@@ -163,6 +164,7 @@ pub(super) mod tests {
             kernel: Path::new("/rootfs/unikernel/app"),
             initrd: None,
             block: c.block.then_some(disk.as_path()),
+            shares: &[],
             guest_words: &words,
             needs: g.needs(),
             memory_mib: 64,

@@ -254,6 +254,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
             View::Sandbox {
                 rootfs: root::ROOTFS.into(),
                 work: root::WORK.into(),
+                shares: Some(root::SHARES.into()),
             }
         } else {
             // No mount namespace: host paths as they are, and files the
@@ -262,6 +263,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
             View::Sandbox {
                 rootfs: u.rootfs.clone(),
                 work: l.state_dir.path.join(crate::state::SANDBOX_DIR),
+                shares: None,
             }
         };
         let launch = plan::plan(u, &view, net.as_ref())?;
@@ -293,6 +295,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
                 devices: &launch.command.devices,
                 owner: (uid, gid),
                 files: &launch.command.files,
+                shares: &u.shares,
             })?;
         } else {
             for (p, data) in &launch.command.files {

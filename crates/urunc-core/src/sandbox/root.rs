@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub const ROOTFS: &str = "/rootfs";
 /// The monitor's private work directory inside the sandbox.
 pub const WORK: &str = "/run/urunc";
+/// Where volumes shared with the guest are bound: `<SHARES>/<tag>`.
+pub const SHARES: &str = "/run/urunc/shares";
 
 const NONE: Option<&str> = None;
 
@@ -41,6 +43,9 @@ pub struct RootRequest<'a> {
     pub owner: (u32, u32),
     /// Files to write (path inside the sandbox, contents).
     pub files: &'a [(PathBuf, Vec<u8>)],
+    /// Volumes shared with the guest, bound at [`SHARES`]`/<tag>` (the
+    /// rootfs share is [`ROOTFS`] itself).
+    pub shares: &'a [crate::shares::Share],
 }
 
 fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<()> {
@@ -183,6 +188,11 @@ pub fn enter(req: &RootRequest) -> Result<()> {
         req.rootfs_readonly,
         true,
     )?;
+    for s in req.shares.iter().filter(|s| !s.is_rootfs()) {
+        let dst = inside(root, &Path::new(SHARES).join(&s.tag));
+        std::fs::create_dir_all(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
+        bind(&s.source, &dst, s.readonly, s.recursive)?;
+    }
     for (p, data) in req.files {
         let dst = inside(root, p);
         if let Some(parent) = dst.parent() {
