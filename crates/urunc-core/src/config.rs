@@ -62,6 +62,10 @@ pub struct MonitorConfig {
     /// QEMU: how shared directories reach the guest, `9p` (default) or
     /// `virtiofs` (see [`crate::shares`]).
     pub shared_fs: Option<String>,
+    /// QEMU: the virtiofsd binary for `shared_fs = "virtiofs"`; default:
+    /// `virtiofsd` in `$PATH`, else `/usr/libexec/virtiofsd`, else
+    /// `/usr/lib/qemu/virtiofsd`.
+    pub virtiofsd: Option<PathBuf>,
 }
 
 impl Default for Config {

@@ -13,7 +13,7 @@ use crate::monitor::solo5_manifest::DeviceKind;
 use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, MonitorShare, Nic};
 use crate::network::NetFacts;
 use crate::rootfs::resolve_in_root;
-use crate::shares::{self, Share, ShareFs};
+use crate::shares::{self, FsDaemon, Share, ShareFs};
 use crate::storage::{self, BlockRootfs};
 use oci_spec::runtime::Spec;
 use std::net::Ipv4Addr;
@@ -53,6 +53,8 @@ pub struct Unikernel {
     pub shares: Vec<Share>,
     /// How they reach the guest (config `shared_fs`).
     pub share_fs: ShareFs,
+    /// The virtiofsd binary, when shares go over virtio-fs.
+    pub virtiofsd: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Unikernel {
@@ -136,6 +138,17 @@ pub fn prepare(
     })?;
     let mcfg = cfg.monitor(hv);
     let (shares, share_fs) = plan_shares(spec, rootfs, md, guest, mon, &mcfg)?;
+    let virtiofsd = match (share_fs, shares.is_empty()) {
+        (ShareFs::VirtioFs, false) => Some(
+            shares::find_virtiofsd(mcfg.virtiofsd.as_deref()).map_err(|problem| {
+                PlanError::Monitor {
+                    monitor: hv.into(),
+                    problem,
+                }
+            })?,
+        ),
+        _ => None,
+    };
     let bin = md.binary.as_deref().ok_or_else(|| {
         MetadataError::invalid(KEY_BINARY, "missing (the kernel's path in the rootfs)")
     })?;
@@ -262,6 +275,7 @@ pub fn prepare(
         block_rootfs,
         shares,
         share_fs,
+        virtiofsd,
     })
 }
 
@@ -368,6 +382,8 @@ pub struct LaunchPlan {
     pub command: MonitorCommand,
     pub nic: Option<Nic>,
     pub guest_net: Option<GuestNet>,
+    /// virtiofsd instances to start before the monitor (virtio-fs shares).
+    pub fs_daemons: Vec<FsDaemon>,
 }
 
 impl Unikernel {
@@ -535,9 +551,21 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
             command.devices.push(b.device.clone());
         }
     }
+    let fs_daemons = match &u.virtiofsd {
+        Some(bin) => monitor_shares
+            .iter()
+            .filter(|s| s.fs == ShareFs::VirtioFs)
+            .map(|s| FsDaemon {
+                argv: shares::virtiofsd_argv(bin, &s.path),
+                socket: shares::virtiofs_socket(&work, &s.tag),
+            })
+            .collect(),
+        None => vec![],
+    };
     Ok(LaunchPlan {
         command,
         nic,
         guest_net,
+        fs_daemons,
     })
 }

@@ -44,6 +44,68 @@ impl ShareFs {
     }
 }
 
+/// A virtiofsd the waiting process starts before exec'ing the monitor: it
+/// serves one share on the listening socket `socket`, which it gets as
+/// descriptor 3 (`--fd=3`), so the socket exists before the monitor
+/// connects. Paths are as the monitor sees them (the daemon runs in the
+/// same sandbox root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsDaemon {
+    pub argv: Vec<String>,
+    pub socket: PathBuf,
+}
+
+/// The vhost-user socket of the virtio-fs share `tag` in the monitor's
+/// work directory.
+pub fn virtiofs_socket(work_dir: &Path, tag: &str) -> PathBuf {
+    work_dir.join(format!("{tag}.sock"))
+}
+
+/// virtiofsd's command line for sharing `dir` (as the sandbox sees it).
+pub fn virtiofsd_argv(binary: &Path, dir: &Path) -> Vec<String> {
+    // virtiofsd splits -o values at commas; `\,` is a literal comma.
+    let source = dir.display().to_string().replace(',', "\\,");
+    vec![
+        binary.display().to_string(),
+        "--fd=3".into(),
+        "-o".into(),
+        format!("source={source}"),
+        "-o".into(),
+        "cache=auto".into(),
+        "-o".into(),
+        "log_level=warn".into(),
+    ]
+}
+
+/// Finds virtiofsd: the config's path, else `$PATH`, else the usual
+/// libexec locations.
+pub fn find_virtiofsd(configured: Option<&Path>) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if let Some(p) = configured {
+        return if exec(p) {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!(
+                "virtiofsd = {:?} (from the config file) is not an executable file",
+                p.display().to_string()
+            ))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("virtiofsd"))
+        .chain(["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].map(PathBuf::from))
+        .find(|p| exec(p))
+        .ok_or_else(|| {
+            "shared_fs = \"virtiofs\" needs virtiofsd, found neither in $PATH nor in /usr/libexec or /usr/lib/qemu; install it or set virtiofsd = \"<path>\" for the monitor in the config file".to_string()
+        })
+}
+
 /// Tag of the container rootfs share.
 pub const ROOTFS_TAG: &str = "fs0";
 

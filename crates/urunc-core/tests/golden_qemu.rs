@@ -31,6 +31,7 @@ fn unikernel(guest_name: &str) -> Unikernel {
         block_rootfs: None,
         shares: vec![],
         share_fs: ShareFs::NineP,
+        virtiofsd: None,
     }
 }
 
@@ -484,6 +485,26 @@ fn virtiofs_shares_use_vhost_user_and_shared_memory() {
             "panic=-1 console=ttyS0 root=fs0 rootfstype=virtiofs rw URUNC_SHARES=fs1:/d:virtiofs:rw init=/init"
         ]])
     );
+    // One virtiofsd per share, on the socket QEMU connects to, serving the
+    // directory as the sandbox sees it.
+    u.virtiofsd = Some("/usr/libexec/virtiofsd".into());
+    let d = plan(&u, &view(), None).unwrap().fs_daemons;
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].socket, PathBuf::from("/run/urunc/fs1.sock"));
+    assert_eq!(
+        d[1].argv,
+        [
+            "/usr/libexec/virtiofsd",
+            "--fd=3",
+            "-o",
+            "source=/run/urunc/shares/fs1",
+            "-o",
+            "cache=auto",
+            "-o",
+            "log_level=warn"
+        ]
+    );
+    assert_eq!(d[0].argv[3], "source=/rootfs");
     // Unikraft has no virtio-fs.
     let mut u = unikernel("unikraft");
     u.share_fs = ShareFs::VirtioFs;

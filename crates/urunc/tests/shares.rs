@@ -254,3 +254,70 @@ fn missing_bind_source_is_refused_at_create() {
         "{err}"
     );
 }
+
+/// virtiofsd as urunc looks for it (no config path).
+fn virtiofsd_present() -> bool {
+    which("virtiofsd").is_some()
+        || ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+            .iter()
+            .any(|p| std::path::Path::new(p).is_file())
+}
+
+#[test]
+fn linux_guest_reads_volume_and_rootfs_over_virtiofs() {
+    let name = "linux_guest_reads_volume_and_rootfs_over_virtiofs";
+    if !need_qemu(name) {
+        return;
+    }
+    if !virtiofsd_present() {
+        println!("SKIP: {name}: virtiofsd not found");
+        return;
+    }
+    subreaper();
+    let env = Env::new(&format!("{LINUX_CONFIG}shared_fs = \"virtiofs\"\n"));
+    // A volume.
+    let vol = host_dir("hello over virtio-fs");
+    let hosts = tempfile::NamedTempFile::new().unwrap();
+    let mut b = linux_bundle(&["/init", "readshare", "fs1", "file.txt"]);
+    set_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/data", "type": "bind", "source": vol.path(), "options": ["rbind", "ro"]}),
+        ],
+        hosts.path(),
+    );
+    let pid = env.create(&b.write(), "vfs1", &[]);
+    env.ok(&["start", "vfs1"]);
+    let out = exits_ok(&env, pid, "vfs1");
+    assert_eq!(
+        marker_lines(&out, "URUNC-SHARE"),
+        ["URUNC-SHARE hello over virtio-fs"],
+        "{out}"
+    );
+    assert!(
+        out.contains("URUNC-ENV URUNC_SHARES=fs1:/data:virtiofs:ro"),
+        "{out}"
+    );
+    env.ok(&["delete", "vfs1"]);
+    // The container rootfs as the root.
+    let mut b = linux_bundle(&["/init", "readshare", "fs0", "/etc/motd"]);
+    std::fs::create_dir_all(b.rootfs().join("etc")).unwrap();
+    std::fs::write(b.rootfs().join("etc/motd"), "rootfs over virtio-fs").unwrap();
+    b.annotate("com.urunc.unikernel.mountRootfs", "true");
+    let pid = env.create(&b.write(), "vfs0", &[]);
+    env.ok(&["start", "vfs0"]);
+    let out = exits_ok(&env, pid, "vfs0");
+    assert_eq!(
+        marker_lines(&out, "URUNC-SHARE"),
+        ["URUNC-SHARE rootfs over virtio-fs"],
+        "{out}"
+    );
+    let cmdline = marker_lines(&out, "URUNC-INIT cmdline:");
+    assert!(
+        cmdline.len() == 1 && cmdline[0].contains("root=fs0 rootfstype=virtiofs rw"),
+        "{cmdline:?}"
+    );
+    env.ok(&["delete", "vfs0"]);
+    // The daemons went with their monitors (the PID namespace's end).
+    assert!(no_process_with("virtiofsd"), "a virtiofsd was left behind");
+}

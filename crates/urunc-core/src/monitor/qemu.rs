@@ -117,7 +117,7 @@ impl Monitor for Qemu {
                     push(&["-fsdev", &fsdev, "-device", &dev]);
                 }
                 ShareFs::VirtioFs => {
-                    let sock = r.work_dir.join(format!("{}.sock", s.tag));
+                    let sock = crate::shares::virtiofs_socket(r.work_dir, &s.tag);
                     let chardev = format!(
                         "socket,id=c{tag},path={}",
                         qemu_opt_escape(&sock.display().to_string())

@@ -7,6 +7,7 @@
 //! as success. All fork/exec code lives here and runs single-threaded.
 
 pub mod console;
+pub mod fsdaemon;
 pub mod namespaces;
 pub mod root;
 
@@ -296,11 +297,15 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
                 owner: (uid, gid),
                 files: &launch.command.files,
                 shares: &u.shares,
+                helpers: u.virtiofsd.as_slice(),
             })?;
         } else {
             for (p, data) in &launch.command.files {
                 std::fs::write(p, data).ctx(|| format!("writing {}", p.display()))?;
             }
+        }
+        for d in &launch.fs_daemons {
+            fsdaemon::spawn(d, (uid, gid))?;
         }
         rec.mark(ts::START_SANDBOX);
         // Compiled before dropping privileges, installed after: the filter

@@ -46,6 +46,8 @@ pub struct RootRequest<'a> {
     /// Volumes shared with the guest, bound at [`SHARES`]`/<tag>` (the
     /// rootfs share is [`ROOTFS`] itself).
     pub shares: &'a [crate::shares::Share],
+    /// Other executables started in the sandbox (virtiofsd).
+    pub helpers: &'a [PathBuf],
 }
 
 fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<()> {
@@ -152,8 +154,10 @@ pub fn enter(req: &RootRequest) -> Result<()> {
             bind(host, &dst, true, true)?;
         }
     }
-    if !SYSTEM.iter().any(|s| req.monitor_binary.starts_with(s)) {
-        bind_file(root, req.monitor_binary, true)?;
+    for bin in std::iter::once(req.monitor_binary).chain(req.helpers.iter().map(PathBuf::as_path)) {
+        if !SYSTEM.iter().any(|s| bin.starts_with(s)) {
+            bind_file(root, bin, true)?;
+        }
     }
     if Path::new("/etc/ld.so.cache").exists() {
         bind_file(root, Path::new("/etc/ld.so.cache"), true)?;
