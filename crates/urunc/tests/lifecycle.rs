@@ -377,3 +377,69 @@ fn only_preserved_fds_reach_the_monitor() {
         assert!(wait_exit(pid, T).is_some());
     }
 }
+
+#[test]
+fn joins_namespaces_given_by_path() {
+    if !need_qemu("joins_namespaces_given_by_path")
+        || !need_bin("joins_namespaces_given_by_path", "unshare")
+    {
+        return;
+    }
+    subreaper();
+    // A "pod" holding a PID, IPC and UTS namespace.
+    let mut holder = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--ipc",
+            "--uts",
+            "--fork",
+            "--kill-child",
+            "sleep",
+            "1000",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    let sleeper = loop {
+        let kids = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            holder.id(),
+            holder.id()
+        ))
+        .unwrap_or_default();
+        if let Some(p) = kids.split_whitespace().next() {
+            break p.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "unshare did not fork");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let env = Env::new(TINY_CONFIG);
+    let mut b = tiny_bundle(&["app", "hang"]);
+    b.spec["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{sleeper}/ns/pid")},
+        {"type": "ipc", "path": format!("/proc/{sleeper}/ns/ipc")},
+        {"type": "uts", "path": format!("/proc/{sleeper}/ns/uts")},
+        {"type": "mount"},
+        {"type": "network"},
+    ]);
+    let pid = env.create(&b.write(), "joiner", &[]);
+    env.ok(&["start", "joiner"]);
+    assert!(
+        env.wait_out("joiner", "URUNC-TESTKERNEL hang", T),
+        "{}",
+        env.err("joiner")
+    );
+    for ns in ["pid", "ipc", "uts"] {
+        let want = std::fs::read_link(format!("/proc/{sleeper}/ns/{ns}")).unwrap();
+        let got = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_eq!(got, want, "{ns} namespace not joined");
+    }
+    // In the joined PID namespace the monitor is not its init (sleep is).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_ne!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    env.ok(&["delete", "--force", "joiner"]);
+    assert_eq!(wait_exit(pid, T), Some(137));
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
