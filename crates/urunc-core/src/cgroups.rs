@@ -221,6 +221,33 @@ pub fn remove(dirs: &[PathBuf]) {
     }
 }
 
+/// Resource usage of the container's cgroup(s), in the shape of runc's
+/// `events --stats` data (`cpu.usage.total` in ns, `memory.usage`,
+/// `pids.current`).
+pub fn stats(dirs: &[PathBuf]) -> serde_json::Value {
+    let read = |file: &str| -> Option<String> {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+            .map(|s| s.trim().to_string())
+    };
+    let num = |file: &str| read(file).and_then(|s| s.parse::<u64>().ok());
+    let cpu_ns = num("cpuacct.usage").or_else(|| {
+        read("cpu.stat")?
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|us| us * 1000)
+    });
+    let mem_usage = num("memory.usage_in_bytes").or_else(|| num("memory.current"));
+    let mem_limit = num("memory.limit_in_bytes").or_else(|| num("memory.max"));
+    let mem_max = num("memory.max_usage_in_bytes").or_else(|| num("memory.peak"));
+    serde_json::json!({
+        "cpu": {"usage": {"total": cpu_ns.unwrap_or(0)}},
+        "memory": {"usage": {"usage": mem_usage.unwrap_or(0), "limit": mem_limit.unwrap_or(0), "max": mem_max.unwrap_or(0)}},
+        "pids": {"current": num("pids.current").unwrap_or(0)},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

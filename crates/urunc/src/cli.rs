@@ -51,7 +51,7 @@ pub enum Cmd {
     Pause(liboci_cli::Pause),
     Resume(liboci_cli::Resume),
     Exec(Exec),
-    Events(liboci_cli::Events),
+    Events(Events),
     Update(Update),
     Spec(Passthrough),
     Checkpoint(Passthrough),
@@ -124,6 +124,32 @@ pub struct Update {
     pub container_id: String,
 }
 
+/// runc's events: `--interval` takes a duration (`5s`, `500ms`).
+#[derive(Args, Debug)]
+pub struct Events {
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    #[arg(long)]
+    pub stats: bool,
+    pub container_id: String,
+}
+
+/// `5s`, `500ms`, `1m`, or plain seconds.
+pub fn parse_interval(s: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return None,
+    };
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
 /// Commands handed to the delegate as they are.
 #[derive(Args, Debug)]
 pub struct Passthrough {
@@ -193,4 +219,22 @@ pub fn list(rt: &Runtime, l: &List, raw: &[std::ffi::OsString]) -> Result<(), ur
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(super::parse_interval("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            super::parse_interval("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(super::parse_interval("2"), Some(Duration::from_secs(2)));
+        assert_eq!(super::parse_interval("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(super::parse_interval("0s"), None);
+        assert_eq!(super::parse_interval("fast"), None);
+    }
 }

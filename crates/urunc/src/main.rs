@@ -123,7 +123,25 @@ fn dispatch(rt: &Runtime, cli: &Cli, raw: &[std::ffi::OsString]) -> Result<ExitC
             "container {} is a unikernel: exec is not possible (a unikernel has no processes to exec into)",
             e.container_id
         ))),
-        Cmd::Events(e) => Err(Error::msg(format!("container {}: events are not supported for unikernel containers", e.container_id))),
+Cmd::Events(e) => {
+            let interval = cli::parse_interval(&e.interval)
+                .ok_or_else(|| Error::msg(format!("--interval {:?}: not a duration such as 5s or 500ms", e.interval)))?;
+            let mut printed = false;
+            loop {
+                match lifecycle::stats(rt, &e.container_id) {
+                    Ok(v) => println!("{v}"),
+                    // Streaming ends when the container stops.
+                    Err(_) if printed => return Ok(ExitCode::SUCCESS),
+                    Err(err) => return Err(err),
+                }
+                printed = true;
+                if e.stats {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                std::thread::sleep(interval);
+            }
+        }
+        
         Cmd::Update(u) => Err(Error::msg(format!(
             "container {}: update is not supported for unikernel containers (guest memory and vCPUs are fixed at boot)",
             u.container_id

@@ -79,6 +79,22 @@ fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
             "{host_only} visible to the monitor"
         );
     }
+    // events --stats reads the same cgroup.
+    let o = env.ok(&["events", "--stats", "res1"]);
+    let ev: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (ev["type"].as_str(), ev["id"].as_str()),
+        (Some("stats"), Some("res1"))
+    );
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
+    assert_eq!(
+        ev["data"]["memory"]["usage"]["limit"].as_u64(),
+        Some((300 + 64) << 20)
+    );
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{ev}");
     env.ok(&["delete", "--force", "res1"]);
     assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
     let dir = if v2 {

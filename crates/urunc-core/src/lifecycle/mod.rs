@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod pause;
 mod ps;
@@ -11,6 +12,7 @@ mod state;
 
 pub use create::{create, CreateOpts, Outcome};
 pub use delete::delete;
+pub use events::stats;
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use ps::ps;
