@@ -141,7 +141,7 @@ Cmd::Events(e) => {
                 std::thread::sleep(interval);
             }
         }
-        
+
         Cmd::Update(u) => Err(Error::msg(format!(
             "container {}: update is not supported for unikernel containers (guest memory and vCPUs are fixed at boot)",
             u.container_id
