@@ -2,11 +2,11 @@
 
 /// `(framework, monitors it runs on)`, as in SPEC §6.
 pub const TABLE: &[(&str, &[&str])] = &[
-    ("unikraft", &["qemu", "firecracker"]),
+    ("unikraft", &["qemu", "firecracker", "clh"]),
     ("mirage", &["qemu", "hvt", "spt"]),
     ("rumprun", &["hvt", "spt"]),
     ("mewz", &["qemu"]),
-    ("linux", &["qemu", "firecracker"]),
+    ("linux", &["qemu", "firecracker", "clh"]),
 ];
 
 /// The monitors `framework` can run on (empty if unknown).

@@ -111,6 +111,7 @@ pub fn prepare(
         .hypervisor
         .as_deref()
         .ok_or_else(|| MetadataError::invalid(KEY_HYPERVISOR, "missing (the monitor)"))?;
+    let hv = monitor::canonical(hv);
     if !monitor::KNOWN.contains(&hv) {
         return Err(MetadataError::invalid(
             KEY_HYPERVISOR,

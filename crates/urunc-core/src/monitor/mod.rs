@@ -8,6 +8,7 @@ use crate::guest::GuestNeeds;
 use crate::shares::ShareFs;
 use std::path::{Path, PathBuf};
 
+mod clh;
 mod firecracker;
 mod hvt;
 mod qemu;
@@ -18,11 +19,27 @@ mod spt;
 pub use solo5_manifest::Manifest;
 
 /// Every monitor name the metadata may use.
-pub const KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt"];
+pub const KNOWN: &[&str] = &["qemu", "firecracker", "hvt", "spt", "clh"];
+
+/// Other names the metadata may give a monitor: `(alias, name)`.
+pub const ALIASES: &[(&str, &str)] = &[("cloud-hypervisor", "clh")];
+
+/// The monitor name an alias stands for (any other name unchanged).
+pub fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(a, _)| *a == name)
+        .map_or(name, |(_, n)| n)
+}
 
 /// Monitors implemented in this build.
-pub static REGISTRY: &[&dyn Monitor] =
-    &[&qemu::Qemu, &hvt::Hvt, &spt::Spt, &firecracker::Firecracker];
+pub static REGISTRY: &[&dyn Monitor] = &[
+    &qemu::Qemu,
+    &hvt::Hvt,
+    &spt::Spt,
+    &firecracker::Firecracker,
+    &clh::Clh,
+];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Monitor> {
     REGISTRY.iter().copied().find(|m| m.name() == name)

@@ -1,0 +1,706 @@
+//! Cloud Hypervisor (`clh`; built and checked with v49.0).
+//!
+//! # Name
+//!
+//! The metadata calls it `clh`, the name Kata Containers and most
+//! unikernel tooling use for it; `cloud-hypervisor` (its binary's name) is
+//! accepted as an alias (see [`super::ALIASES`]). The config file section
+//! is `[monitors.clh]`.
+//!
+//! # Launch
+//!
+//! Everything is on the command line, no API socket and no file:
+//!
+//! ```text
+//! cloud-hypervisor --kernel <k> [--initramfs <i>] [--cmdline "<guest words>"]
+//!     --cpus boot=<n> --memory size=<M>M [--net tap=<tap>,mac=<mac>]
+//!     [--disk path=<p>] --serial tty --console off [--seccomp false]
+//! ```
+//!
+//! The guest's COM1 is the monitor's stdout (`--serial tty`); the
+//! virtio-console is off, so guests write to `ttyS0`. Cloud Hypervisor
+//! applies its own seccomp filter unless `--seccomp false` (written when
+//! the spec has no seccomp section), so urunc installs none on it. It also
+//! adds a virtio-rng device reading `/dev/urandom` (in every sandbox root).
+//! Values of `--net`/`--disk` are comma-separated `key=value` lists, so a
+//! disk path holding `,`, `"`, `[` or `]` is refused. A disk image is
+//! format-probed by Cloud Hypervisor (raw, qcow2, VHD, VHDx): a raw image
+//! whose first bytes look like a qcow2 header is read as qcow2.
+//!
+//! # Kernel
+//!
+//! Cloud Hypervisor (x86-64) boots either a 64-bit ELF with a PVH entry
+//! note (`XEN_ELFNOTE_PHYS32_ENTRY`; a Linux vmlinux has one) whose ELF
+//! entry is at or above 1 MiB, or a Linux bzImage (since v39).
+//! [`Monitor::inspect`] refuses anything else at `create`, naming the
+//! `binary` key: a 32-bit ELF (its loader reads only 64-bit program
+//! headers), an ELF without the PVH note, an entry below 1 MiB, a
+//! non-x86-64 ELF, a file that is neither.
+//!
+//! # Exit status (v49.0, read from its source and checked with
+//! `tests/fixtures/clhkernel`)
+//!
+//! | what happens | Cloud Hypervisor's exit status |
+//! |---|---|
+//! | guest ACPI power-off (S5 written to its PM port 0x600, which Linux finds through the FADT) | 0 |
+//! | guest reset (i8042, ACPI reset, triple fault) | none: Cloud Hypervisor **reboots the VM** and keeps running |
+//! | a vCPU error (e.g. a KVM internal error) | 0 with `--seccomp false`; with its seccomp filter on, its error path made a system call outside the filter on this host and it died of SIGSYS (159) |
+//! | bad command line, kernel that cannot be loaded | 1 (the reason is on stderr) |
+//! | SIGTERM or SIGINT | it handles them: stops the VM and exits 0, also as the init of the container's PID namespace (so `urunc kill ID` works) |
+//! | SIGKILL | killed (137) |
+//!
+//! A guest cannot pass an exit code. Unlike QEMU's `-no-reboot` or
+//! Firecracker, a reboot does not end it: a Linux guest that panics with
+//! `panic=-1` (urunc's Linux command line) or reboots starts again. A
+//! guest that is done must power off.
+
+use super::{format_mac, Manifest, Monitor, MonitorCommand, MonitorRequest};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub struct Clh;
+
+/// Lowest ELF entry point its loader accepts (`HIGH_RAM_START`).
+const MIN_ENTRY: u64 = 0x10_0000;
+/// Its command line buffer (`CMDLINE_MAX_SIZE`, x86-64), with the NUL.
+const MAX_CMDLINE: usize = 0x1_0000;
+/// Guest memory below this cannot hold a kernel at 1 MiB plus its tables.
+const MIN_MEMORY_MIB: u64 = 4;
+
+fn path_str<'a>(what: &str, p: &'a Path) -> Result<&'a str, String> {
+    let s = p.to_str().ok_or_else(|| {
+        format!(
+            "{what} path {} is not UTF-8, which Cloud Hypervisor's command line cannot carry",
+            p.display()
+        )
+    })?;
+    Ok(s)
+}
+
+/// A path inside a `key=value,...` option: no separators or quotes.
+fn opt_path<'a>(what: &str, p: &'a Path) -> Result<&'a str, String> {
+    let s = path_str(what, p)?;
+    if let Some(c) = s.chars().find(|c| matches!(c, ',' | '"' | '[' | ']')) {
+        return Err(format!(
+            "{what} path {s:?} contains {c:?}, which Cloud Hypervisor's option syntax cannot carry"
+        ));
+    }
+    if s.trim() != s {
+        return Err(format!(
+            "{what} path {s:?} starts or ends with white space, which Cloud Hypervisor trims"
+        ));
+    }
+    Ok(s)
+}
+
+impl Monitor for Clh {
+    fn name(&self) -> &'static str {
+        "clh"
+    }
+
+    fn default_binary(&self) -> &'static str {
+        "cloud-hypervisor"
+    }
+
+    fn default_overhead_mib(&self) -> u64 {
+        32
+    }
+
+    fn inspect(&self, path: &Path) -> Result<Option<Manifest>, String> {
+        check_kernel(path).map_err(|problem| {
+            format!(
+                "unikernel metadata key {}: kernel {} {problem}",
+                crate::metadata::KEY_BINARY,
+                path.display()
+            )
+        })?;
+        Ok(None)
+    }
+
+    fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {
+        if r.vcpus == 0 {
+            return Err("0 vCPUs requested; Cloud Hypervisor needs at least 1".into());
+        }
+        if r.memory_mib < MIN_MEMORY_MIB {
+            return Err(format!(
+                "{} MiB of guest memory is below Cloud Hypervisor's minimum of {MIN_MEMORY_MIB} MiB (raise the container's memory limit)",
+                r.memory_mib
+            ));
+        }
+        let cmdline = r.guest_words.join(" ");
+        if let Some(c) = cmdline.chars().find(|c| !matches!(c, ' '..='~')) {
+            return Err(format!(
+                "the guest command line contains {c:?}; Cloud Hypervisor accepts printable ASCII only"
+            ));
+        }
+        if cmdline.len() >= MAX_CMDLINE {
+            return Err(format!(
+                "the guest command line is {} bytes; Cloud Hypervisor takes at most {}",
+                cmdline.len(),
+                MAX_CMDLINE - 1
+            ));
+        }
+        let mut argv = vec![
+            r.binary.display().to_string(),
+            "--kernel".into(),
+            path_str("kernel", r.kernel)?.into(),
+        ];
+        if let Some(i) = r.initrd {
+            argv.extend(["--initramfs".into(), path_str("initrd", i)?.into()]);
+        }
+        if !cmdline.is_empty() {
+            argv.extend(["--cmdline".into(), cmdline]);
+        }
+        argv.extend([
+            "--cpus".into(),
+            format!("boot={}", r.vcpus),
+            "--memory".into(),
+            format!("size={}M", r.memory_mib),
+        ]);
+        if let Some(n) = r.nic {
+            if n.tap.contains([',', '"', '[', ']', '=']) {
+                return Err(format!(
+                    "tap name {:?} cannot be written in Cloud Hypervisor's option syntax",
+                    n.tap
+                ));
+            }
+            argv.extend([
+                "--net".into(),
+                format!("tap={},mac={}", n.tap, format_mac(&n.mac)),
+            ]);
+        }
+        if let Some(b) = r.block {
+            argv.extend(["--disk".into(), format!("path={}", opt_path("disk", b)?)]);
+        }
+        argv.extend(["--serial", "tty", "--console", "off"].map(String::from));
+        if !r.seccomp {
+            argv.extend(["--seccomp".into(), "false".into()]);
+        }
+        let mut devices = vec![PathBuf::from("/dev/kvm")];
+        if r.nic.is_some() {
+            devices.push("/dev/net/tun".into());
+        }
+        Ok(MonitorCommand {
+            argv,
+            files: vec![],
+            devices,
+        })
+    }
+}
+
+/// What the file at `path` is, as far as Cloud Hypervisor's loader goes.
+fn check_kernel(path: &Path) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut head = Vec::with_capacity(0x206);
+    (&mut f)
+        .take(0x206)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if head.len() >= 0x206 && &head[0x202..0x206] == b"HdrS" {
+        return Ok(()); // bzImage: loaded through the Linux boot protocol
+    }
+    let ph = check_elf_header(&head)?;
+    let table_len = usize::from(ph.num) * PHDR_SIZE;
+    let table = read_at(&mut f, ph.offset, table_len)
+        .map_err(|e| format!("has a program header table that cannot be read: {e}"))?;
+    for p in table.chunks_exact(PHDR_SIZE) {
+        let p_type = u32::from_le_bytes(p[0..4].try_into().unwrap_or_default());
+        if p_type != PT_NOTE {
+            continue;
+        }
+        let off = u64::from_le_bytes(p[8..16].try_into().unwrap_or_default());
+        let size = u64::from_le_bytes(p[32..40].try_into().unwrap_or_default());
+        let size = usize::try_from(size.min(1 << 20)).unwrap_or(1 << 20);
+        let notes = read_at(&mut f, off, size)
+            .map_err(|e| format!("has a note that cannot be read: {e}"))?;
+        if has_pvh_note(&notes) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "is an ELF file without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); {NEEDS}"
+    ))
+}
+
+fn read_at(f: &mut std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    f.seek(SeekFrom::Start(off))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+const NEEDS: &str =
+    "Cloud Hypervisor boots a 64-bit x86-64 ELF with a PVH entry note (e.g. a Linux vmlinux) or a Linux bzImage";
+const PT_NOTE: u32 = 4;
+const PHDR_SIZE: usize = 56;
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
+struct ProgramHeaders {
+    offset: u64,
+    num: u16,
+}
+
+/// Checks the ELF header (the first 64 bytes or more of the file).
+fn check_elf_header(h: &[u8]) -> Result<ProgramHeaders, String> {
+    if h.len() < 4 || &h[..4] != b"\x7fELF" {
+        return Err(format!("is neither an ELF file nor a bzImage; {NEEDS}"));
+    }
+    if h.len() < 64 {
+        return Err(format!("is a truncated ELF file; {NEEDS}"));
+    }
+    if h[4] != 2 {
+        return Err(format!(
+            "is a 32-bit ELF file, which its loader cannot read; {NEEDS}"
+        ));
+    }
+    if h[5] != 1 {
+        return Err(format!("is a big-endian ELF file; {NEEDS}"));
+    }
+    let machine = u16::from_le_bytes([h[18], h[19]]);
+    if machine != 62 {
+        return Err(format!(
+            "is an ELF file for machine {machine}, not x86-64; {NEEDS}"
+        ));
+    }
+    let entry = u64::from_le_bytes(h[24..32].try_into().unwrap_or_default());
+    if entry < MIN_ENTRY {
+        return Err(format!(
+            "has its ELF entry point at {entry:#x}; Cloud Hypervisor needs it at or above {MIN_ENTRY:#x} (1 MiB)"
+        ));
+    }
+    let offset = u64::from_le_bytes(h[32..40].try_into().unwrap_or_default());
+    let phentsize = u16::from_le_bytes([h[54], h[55]]);
+    let num = u16::from_le_bytes([h[56], h[57]]);
+    if usize::from(phentsize) != PHDR_SIZE || offset < 64 {
+        return Err(format!("has a malformed program header table; {NEEDS}"));
+    }
+    Ok(ProgramHeaders { offset, num })
+}
+
+/// Whether a PT_NOTE segment holds the PVH entry (name "Xen", type 18, a
+/// descriptor of at least 4 bytes).
+fn has_pvh_note(mut n: &[u8]) -> bool {
+    let align = |x: usize| x.div_ceil(4) * 4;
+    while n.len() >= 12 {
+        let word = |i: usize| u32::from_le_bytes(n[i..i + 4].try_into().unwrap_or_default());
+        let (namesz, descsz, ty) = (word(0) as usize, word(4) as usize, word(8));
+        let name_end = 12 + align(namesz);
+        let end = name_end.saturating_add(align(descsz));
+        if ty == XEN_ELFNOTE_PHYS32_ENTRY
+            && namesz == 4
+            && n.len() >= 16
+            && &n[12..16] == b"Xen\0"
+            && descsz >= 4
+        {
+            return true;
+        }
+        if end > n.len() {
+            return false;
+        }
+        n = &n[end..];
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MonitorConfig;
+    use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
+    use crate::monitor::Nic;
+
+    struct Case {
+        guest: &'static str,
+        initrd: bool,
+        block: bool,
+        net: bool,
+        seccomp: bool,
+    }
+
+    fn run(c: &Case) -> MonitorCommand {
+        let g = guest::lookup(c.guest).unwrap();
+        let app = vec!["/app".to_string(), "hello world".into()];
+        let env = vec!["A=1".to_string()];
+        let gnet = GuestNet {
+            ip: "10.0.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            dns: Some("9.9.9.9".parse().unwrap()),
+        };
+        let gblock = GuestBlock { mount_point: None };
+        let words = g
+            .words(&GuestArgs {
+                app: &app,
+                env: &env,
+                net: c.net.then_some(&gnet),
+                initrd: c.initrd,
+                block: c.block.then_some(&gblock),
+                shares: &[],
+                version: None,
+                monitor: "clh",
+            })
+            .unwrap();
+        let nic = Nic {
+            tap: "urunc0123abcd".into(),
+            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
+        };
+        let cfg = MonitorConfig::default();
+        let req = MonitorRequest {
+            binary: Path::new("/usr/local/bin/cloud-hypervisor"),
+            kernel: Path::new("/rootfs/unikernel/kernel"),
+            initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
+            block: c.block.then_some(Path::new("/rootfs/disk.img")),
+            shares: &[],
+            guest_words: &words,
+            needs: g.needs(),
+            memory_mib: 128,
+            vcpus: 2,
+            nic: c.net.then_some(&nic),
+            seccomp: c.seccomp,
+            config: &cfg,
+            work_dir: Path::new("/run/urunc"),
+            manifest: None,
+        };
+        let cmd = Clh.command(&req).unwrap();
+        assert!(cmd.files.is_empty());
+        let mut devices = vec![PathBuf::from("/dev/kvm")];
+        if c.net {
+            devices.push("/dev/net/tun".into());
+        }
+        assert_eq!(cmd.devices, devices);
+        cmd
+    }
+
+    const HEAD: [&str; 3] = [
+        "/usr/local/bin/cloud-hypervisor",
+        "--kernel",
+        "/rootfs/unikernel/kernel",
+    ];
+    const MACHINE: [&str; 4] = ["--cpus", "boot=2", "--memory", "size=128M"];
+    const NET: [&str; 2] = ["--net", "tap=urunc0123abcd,mac=02:42:ac:11:00:02"];
+    const DISK: [&str; 2] = ["--disk", "path=/rootfs/disk.img"];
+    const INITRD: [&str; 2] = ["--initramfs", "/rootfs/unikernel/initrd"];
+    const TAIL: [&str; 4] = ["--serial", "tty", "--console", "off"];
+
+    fn argv(parts: &[&[&str]]) -> Vec<String> {
+        parts.concat().into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn unikraft_initrd_net() {
+        let cmd = run(&Case {
+            guest: "unikraft",
+            initrd: true,
+            block: false,
+            net: true,
+            seccomp: true,
+        });
+        let cl = "/app env.vars=[ A=1 ] netdev.ip=10.0.0.2/24:10.0.0.1:9.9.9.9 vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &INITRD, &["--cmdline", cl], &MACHINE, &NET, &TAIL])
+        );
+    }
+
+    #[test]
+    fn unikraft_initrd_no_net_without_seccomp() {
+        let cmd = run(&Case {
+            guest: "unikraft",
+            initrd: true,
+            block: false,
+            net: false,
+            seccomp: false,
+        });
+        let cl = "/app env.vars=[ A=1 ] vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[
+                &HEAD,
+                &INITRD,
+                &["--cmdline", cl],
+                &MACHINE,
+                &TAIL,
+                &["--seccomp", "false"]
+            ])
+        );
+    }
+
+    #[test]
+    fn unikraft_disk_no_net() {
+        let cmd = run(&Case {
+            guest: "unikraft",
+            initrd: false,
+            block: true,
+            net: false,
+            seccomp: true,
+        });
+        let cl = "/app env.vars=[ A=1 ] -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &["--cmdline", cl], &MACHINE, &DISK, &TAIL])
+        );
+    }
+
+    #[test]
+    fn unikraft_disk_net() {
+        let cmd = run(&Case {
+            guest: "unikraft",
+            initrd: false,
+            block: true,
+            net: true,
+            seccomp: true,
+        });
+        let cl = "/app env.vars=[ A=1 ] netdev.ip=10.0.0.2/24:10.0.0.1:9.9.9.9 -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &["--cmdline", cl], &MACHINE, &NET, &DISK, &TAIL])
+        );
+    }
+
+    #[test]
+    fn linux_initrd_net() {
+        let cmd = run(&Case {
+            guest: "linux",
+            initrd: true,
+            block: false,
+            net: true,
+            seccomp: true,
+        });
+        let cl = "panic=-1 console=ttyS0 root=/dev/ram0 rw ip=10.0.0.2::10.0.0.1:255.255.255.0:urunc:eth0:off:9.9.9.9 A=1 rdinit=/app -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &INITRD, &["--cmdline", cl], &MACHINE, &NET, &TAIL])
+        );
+    }
+
+    #[test]
+    fn linux_initrd_no_net() {
+        let cmd = run(&Case {
+            guest: "linux",
+            initrd: true,
+            block: false,
+            net: false,
+            seccomp: true,
+        });
+        let cl = "panic=-1 console=ttyS0 root=/dev/ram0 rw A=1 rdinit=/app -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &INITRD, &["--cmdline", cl], &MACHINE, &TAIL])
+        );
+    }
+
+    #[test]
+    fn linux_disk_net() {
+        let cmd = run(&Case {
+            guest: "linux",
+            initrd: false,
+            block: true,
+            net: true,
+            seccomp: true,
+        });
+        let cl = "panic=-1 console=ttyS0 root=/dev/vda rw ip=10.0.0.2::10.0.0.1:255.255.255.0:urunc:eth0:off:9.9.9.9 A=1 init=/app -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[&HEAD, &["--cmdline", cl], &MACHINE, &NET, &DISK, &TAIL])
+        );
+    }
+
+    #[test]
+    fn linux_disk_no_net() {
+        let cmd = run(&Case {
+            guest: "linux",
+            initrd: false,
+            block: true,
+            net: false,
+            seccomp: false,
+        });
+        let cl = "panic=-1 console=ttyS0 root=/dev/vda rw A=1 init=/app -- 'hello world'";
+        assert_eq!(
+            cmd.argv,
+            argv(&[
+                &HEAD,
+                &["--cmdline", cl],
+                &MACHINE,
+                &DISK,
+                &TAIL,
+                &["--seccomp", "false"]
+            ])
+        );
+    }
+
+    fn bare<'a>(words: &'a [String], cfg: &'a MonitorConfig) -> MonitorRequest<'a> {
+        MonitorRequest {
+            binary: Path::new("/clh"),
+            kernel: Path::new("/k"),
+            initrd: None,
+            block: None,
+            shares: &[],
+            guest_words: words,
+            needs: Default::default(),
+            memory_mib: 64,
+            vcpus: 1,
+            nic: None,
+            seccomp: true,
+            config: cfg,
+            work_dir: Path::new("/w"),
+            manifest: None,
+        }
+    }
+
+    #[test]
+    fn empty_command_line_is_left_out() {
+        let cfg = MonitorConfig::default();
+        let cmd = Clh.command(&bare(&[], &cfg)).unwrap();
+        assert_eq!(
+            cmd.argv,
+            [
+                "/clh",
+                "--kernel",
+                "/k",
+                "--cpus",
+                "boot=1",
+                "--memory",
+                "size=64M",
+                "--serial",
+                "tty",
+                "--console",
+                "off"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let cfg = MonitorConfig::default();
+        let words = vec!["x".to_string()];
+        let mut r = bare(&words, &cfg);
+        r.vcpus = 0;
+        let e = Clh.command(&r).unwrap_err();
+        assert!(e.contains("0 vCPUs"), "{e}");
+
+        let mut r = bare(&words, &cfg);
+        r.memory_mib = 3;
+        let e = Clh.command(&r).unwrap_err();
+        assert!(e.contains("3 MiB") && e.contains("minimum of 4 MiB"), "{e}");
+
+        let mut r = bare(&words, &cfg);
+        r.block = Some(Path::new("/rootfs/a,b.img"));
+        let e = Clh.command(&r).unwrap_err();
+        assert!(
+            e.contains("\"/rootfs/a,b.img\"") && e.contains("','"),
+            "{e}"
+        );
+
+        let tab = vec!["a\tb".to_string()];
+        let e = Clh.command(&bare(&tab, &cfg)).unwrap_err();
+        assert!(e.contains("'\\t'") && e.contains("printable ASCII"), "{e}");
+
+        let long = vec!["x".repeat(MAX_CMDLINE)];
+        let e = Clh.command(&bare(&long, &cfg)).unwrap_err();
+        assert!(
+            e.contains("65536 bytes") && e.contains("at most 65535"),
+            "{e}"
+        );
+    }
+
+    /// A 64-bit ELF header plus one PT_NOTE program header at offset 64
+    /// whose segment (at 120) holds `note`.
+    fn elf64(class: u8, machine: u16, entry: u64, note: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 120];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = class;
+        h[5] = 1;
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h[24..32].copy_from_slice(&entry.to_le_bytes());
+        h[32..40].copy_from_slice(&64u64.to_le_bytes());
+        h[54..56].copy_from_slice(&56u16.to_le_bytes());
+        h[56..58].copy_from_slice(&1u16.to_le_bytes());
+        h[64..68].copy_from_slice(&PT_NOTE.to_le_bytes());
+        h[72..80].copy_from_slice(&120u64.to_le_bytes());
+        h[96..104].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        h.extend_from_slice(note);
+        h
+    }
+
+    fn note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
+        let mut n = vec![];
+        n.extend((name.len() as u32).to_le_bytes());
+        n.extend((desc.len() as u32).to_le_bytes());
+        n.extend(ty.to_le_bytes());
+        n.extend(name);
+        n.resize(n.len().div_ceil(4) * 4, 0);
+        n.extend(desc);
+        n.resize(n.len().div_ceil(4) * 4, 0);
+        n
+    }
+
+    fn check(bytes: &[u8]) -> Result<(), String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, bytes).unwrap();
+        check_kernel(&p)
+    }
+
+    #[test]
+    fn kernel_checks() {
+        let pvh = note(b"Xen\0", 18, &0x100000u32.to_le_bytes());
+        let gnu = note(b"GNU\0", 3, &[1; 20]);
+        assert_eq!(check(&elf64(2, 62, 0x100000, &pvh)), Ok(()));
+        // the PVH note after another one in the same segment
+        assert_eq!(
+            check(&elf64(
+                2,
+                62,
+                0x100000,
+                &[gnu.clone(), pvh.clone()].concat()
+            )),
+            Ok(())
+        );
+        let e = check(&elf64(2, 62, 0x100000, &gnu)).unwrap_err();
+        assert!(e.contains("without a PVH entry note"), "{e}");
+        let e = check(&elf64(2, 62, 0x100000, &note(b"Xen\0", 18, &[1, 2]))).unwrap_err();
+        assert!(e.contains("without a PVH entry note"), "{e}");
+        let e = check(&elf64(1, 3, 0x100000, &pvh)).unwrap_err();
+        assert!(e.contains("32-bit ELF") && e.contains("bzImage"), "{e}");
+        let e = check(&elf64(2, 183, 0x100000, &pvh)).unwrap_err();
+        assert!(e.contains("machine 183"), "{e}");
+        let e = check(&elf64(2, 62, 0x1000, &pvh)).unwrap_err();
+        assert!(e.contains("entry point at 0x1000"), "{e}");
+        let mut bad = elf64(2, 62, 0x100000, &pvh);
+        bad[54] = 32;
+        assert!(check(&bad).unwrap_err().contains("malformed"));
+        let mut cut = elf64(2, 62, 0x100000, &pvh);
+        cut.truncate(100);
+        assert!(check(&cut).unwrap_err().contains("cannot be read"));
+        let mut bz = vec![0u8; 0x300];
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        assert_eq!(check(&bz), Ok(()));
+        let e = check(b"#!/bin/sh\n").unwrap_err();
+        assert!(e.contains("neither an ELF file nor a bzImage"), "{e}");
+        assert!(check(b"\x7fELF\x02\x01").unwrap_err().contains("truncated"));
+        let e = check_kernel(Path::new("/nonexistent/k")).unwrap_err();
+        assert!(e.contains("cannot be read"), "{e}");
+    }
+
+    #[test]
+    fn alias_and_registry() {
+        assert_eq!(crate::monitor::canonical("cloud-hypervisor"), "clh");
+        assert_eq!(crate::monitor::canonical("qemu"), "qemu");
+        assert_eq!(crate::monitor::lookup("clh").unwrap().name(), "clh");
+        assert!(crate::compat::supported("unikraft", "clh"));
+        assert!(crate::compat::supported("linux", "clh"));
+        assert!(!crate::compat::supported("rumprun", "clh"));
+    }
+
+    #[test]
+    fn inspect_names_the_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kernel");
+        std::fs::write(&p, b"nope").unwrap();
+        let e = Clh.inspect(&p).unwrap_err();
+        assert!(
+            e.contains(crate::metadata::KEY_BINARY) && e.contains(&p.display().to_string()),
+            "{e}"
+        );
+    }
+}
