@@ -22,6 +22,8 @@
 //! applies its own seccomp filter unless `--seccomp false` (written when
 //! the spec has no seccomp section), so urunc installs none on it. It also
 //! adds a virtio-rng device reading `/dev/urandom` (in every sandbox root).
+//! A `--net` tap that does not exist is created by Cloud Hypervisor
+//! (urunc always passes the one it made).
 //! Values of `--net`/`--disk` are comma-separated `key=value` lists, so a
 //! disk path holding `,`, `"`, `[` or `]` is refused. A disk image is
 //! format-probed by Cloud Hypervisor (raw, qcow2, VHD, VHDx): a raw image
@@ -42,12 +44,13 @@
 //!
 //! | what happens | Cloud Hypervisor's exit status |
 //! |---|---|
-//! | guest ACPI power-off (S5 written to its PM port 0x600, which Linux finds through the FADT) | 0 |
-//! | guest reset (i8042, ACPI reset, triple fault) | none: Cloud Hypervisor **reboots the VM** and keeps running |
-//! | a vCPU error (e.g. a KVM internal error) | 0 with `--seccomp false`; with its seccomp filter on, its error path made a system call outside the filter on this host and it died of SIGSYS (159) |
-//! | bad command line, kernel that cannot be loaded | 1 (the reason is on stderr) |
-//! | SIGTERM or SIGINT | it handles them: stops the VM and exits 0, also as the init of the container's PID namespace (so `urunc kill ID` works) |
-//! | SIGKILL | killed (137) |
+//! | guest ACPI power-off (S5 written to its PM port 0x600, which Linux finds through the FADT; clhkernel) | 0 (observed) |
+//! | guest reset (i8042, ACPI reset, triple fault) | none: Cloud Hypervisor **reboots the VM** and keeps running (source) |
+//! | a vCPU error (a KVM internal error: a Linux guest under this host's nested KVM) | 0 with `--seccomp false` (observed); with its seccomp filter on, its error path made a system call outside the filter and it died of SIGSYS, 159 (observed) |
+//! | kernel that cannot be loaded, bad option value | 1, the reason on stderr (observed) |
+//! | unknown command-line flag | 2 (observed) |
+//! | SIGTERM or SIGINT | it handles them: stops the VM and exits 0, also as the init of the container's PID namespace, so `urunc kill ID` works (observed) |
+//! | SIGKILL | killed (137, observed) |
 //!
 //! A guest cannot pass an exit code. Unlike QEMU's `-no-reboot` or
 //! Firecracker, a reboot does not end it: a Linux guest that panics with
