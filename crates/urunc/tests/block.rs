@@ -297,11 +297,22 @@ fn use_dm_block_on_a_plain_directory_is_a_clear_error() {
 
 #[test]
 fn rumprun_refuses_an_ext4_block_image() {
-    let fx = fixtures();
+    if !need_bin("rumprun_refuses_an_ext4_block_image", "mke2fs") {
+        return;
+    }
     let env = Env::new("");
+    let img = env.dir.path().join("disk4.img");
+    let o = std::process::Command::new("bash")
+        .arg(repo_root().join("tests/fixtures/mkdisk.sh"))
+        .arg(&img)
+        .arg("hello.txt=ext4")
+        .env("FSTYPE", "ext4")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
     let mut b = Bundle::new();
     b.add_file(&std::env::current_exe().unwrap(), "/unikernel/app")
-        .add_file(&fx.join("disk4.img"), "/data/disk.img")
+        .add_file(&img, "/data/disk.img")
         .unikernel("rumprun", "hvt", "/unikernel/app")
         .annotate("com.urunc.unikernel.block", "/data/disk.img");
     let o = env.urunc(&["create", "--bundle", &b.write(), "rump-img"]);
