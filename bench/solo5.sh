@@ -25,7 +25,10 @@ URUNC=${URUNC:-$HERE/target/release/urunc}
 [ -x "$URUNC" ] || (cd "$HERE" && cargo build --release -q -p urunc)
 
 W=$(mktemp -d /tmp/urunc-bench-solo5.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+# State roots on tmpfs, where runtimes keep them in production (/run/urunc,
+# /run/runc).
+R=$(mktemp -d /run/urunc-bench-solo5.XXXXXX)
+trap 'rm -rf "$W" "$R"' EXIT
 mkdir -p "$W/uk/rootfs/unikernel" "$W/bb/rootfs/bin" "$W/bb/rootfs/proc"
 cp "$hello" "$W/uk/rootfs/unikernel/hello"
 cp "$busybox" "$W/bb/rootfs/bin/busybox"
@@ -50,10 +53,16 @@ JSON
 export URUNC_CONFIG="$W/config.toml"
 now() { date +%s%N; }
 u=(); d=(); r=()
+# Each in its own block: a runtime's asynchronous teardown (network
+# namespaces are destroyed by a kernel worker) then slows only its own runs.
 for i in $(seq "$N"); do
-	t0=$(now); "$URUNC" --root "$W/state" run --bundle "$W/uk" "u$i" >/dev/null 2>&1; t1=$(now); u+=($(( (t1 - t0) / 1000 )))
+	t0=$(now); "$URUNC" --root "$R/urunc" run --bundle "$W/uk" "u$i" >/dev/null 2>&1; t1=$(now); u+=($(( (t1 - t0) / 1000 )))
+done
+for i in $(seq "$N"); do
 	t0=$(now); solo5-spt --mem=32 "$W/uk/rootfs/unikernel/hello" Hello_Solo5 >/dev/null 2>&1; t1=$(now); d+=($(( (t1 - t0) / 1000 )))
-	t0=$(now); runc --root "$W/runc" run --bundle "$W/bb" "r$i" >/dev/null 2>&1; t1=$(now); r+=($(( (t1 - t0) / 1000 )))
+done
+for i in $(seq "$N"); do
+	t0=$(now); runc --root "$R/runc" run --bundle "$W/bb" "r$i" >/dev/null 2>&1; t1=$(now); r+=($(( (t1 - t0) / 1000 )))
 done
 med() { sort -n | awk '{a[NR]=$1; s+=$1} END {printf "mean %8.2f ms   median %8.2f ms", s/NR/1000, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
 echo "solo5-spt test_hello, full lifecycle, $N runs each:"

@@ -18,6 +18,8 @@ pub mod ts {
     pub const START_SANDBOX: &str = "TS14"; // sandbox root + pivot_root done
     pub const START_EXEC: &str = "TS15"; // about to execve the monitor
     pub const START_DONE: &str = "TS16"; // urunc start saw the exec
+    pub const DELETE_START: &str = "TS20"; // urunc delete invoked
+    pub const DELETE_DONE: &str = "TS21"; // everything removed
 }
 
 /// Appends timestamp lines. The file is opened once, up front, so that

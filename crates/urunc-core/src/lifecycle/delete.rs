@@ -7,11 +7,14 @@ use super::create::wait_gone;
 use super::Runtime;
 use crate::error::{Error, Result};
 use crate::state::Status;
+use crate::timestamps::{ts, Recorder};
 use crate::{cgroups, hooks, network};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
+    let rec = Recorder::new(&rt.config.timestamps, id);
+    rec.mark(ts::DELETE_START);
     let (dir, st) = rt.load(id)?;
     let _lock = dir.lock()?;
     match st.status() {
@@ -42,6 +45,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     stopped["status"] = "stopped".into();
     hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
     dir.remove()?;
+    rec.mark(ts::DELETE_DONE);
     Ok(())
 }
 
