@@ -165,7 +165,10 @@ fn timestamps_cover_every_step() {
         .collect();
     assert_eq!(
         ids,
-        ["TS00", "TS01", "TS02", "TS03", "TS10", "TS11", "TS12", "TS13", "TS14", "TS15", "TS16"],
+        [
+            "TS00", "TS01", "TS02", "TS03", "TS10", "TS11", "TS12", "TS13", "TS14", "TS15", "TS16",
+            "TS20", "TS21"
+        ],
         "{lines:?}"
     );
     assert!(lines.iter().all(|l| l["containerID"] == "ts1"));
