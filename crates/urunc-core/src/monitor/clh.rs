@@ -57,14 +57,12 @@
 //! `panic=-1` (urunc's Linux command line) or reboots starts again. A
 //! guest that is done must power off.
 
+use super::kernel_image::{self, KernelImage};
 use super::{format_mac, Manifest, Monitor, MonitorCommand, MonitorRequest};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub struct Clh;
 
-/// Lowest ELF entry point its loader accepts (`HIGH_RAM_START`).
-const MIN_ENTRY: u64 = 0x10_0000;
 /// Its command line buffer (`CMDLINE_MAX_SIZE`, x86-64), with the NUL.
 const MAX_CMDLINE: usize = 0x1_0000;
 /// Guest memory below this cannot hold a kernel at 1 MiB plus its tables.
@@ -193,117 +191,25 @@ impl Monitor for Clh {
 
 /// What the file at `path` is, as far as Cloud Hypervisor's loader goes.
 fn check_kernel(path: &Path) -> Result<(), String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut head = Vec::with_capacity(0x206);
-    (&mut f)
-        .take(0x206)
-        .read_to_end(&mut head)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if head.len() >= 0x206 && &head[0x202..0x206] == b"HdrS" {
-        return Ok(()); // bzImage: loaded through the Linux boot protocol
-    }
-    let ph = check_elf_header(&head)?;
-    let table_len = usize::from(ph.num) * PHDR_SIZE;
-    let table = read_at(&mut f, ph.offset, table_len)
-        .map_err(|e| format!("has a program header table that cannot be read: {e}"))?;
-    for p in table.chunks_exact(PHDR_SIZE) {
-        let p_type = u32::from_le_bytes(p[0..4].try_into().unwrap_or_default());
-        if p_type != PT_NOTE {
-            continue;
-        }
-        let off = u64::from_le_bytes(p[8..16].try_into().unwrap_or_default());
-        let size = u64::from_le_bytes(p[32..40].try_into().unwrap_or_default());
-        let size = usize::try_from(size.min(1 << 20)).unwrap_or(1 << 20);
-        let notes = read_at(&mut f, off, size)
-            .map_err(|e| format!("has a note that cannot be read: {e}"))?;
-        if has_pvh_note(&notes) {
-            return Ok(());
+    match kernel_image::identify(path).map_err(|p| format!("{p}; {NEEDS}"))? {
+        // Loaded through the Linux boot protocol.
+        KernelImage::BzImage => Ok(()),
+        KernelImage::Other => Err(format!("is neither an ELF file nor a bzImage; {NEEDS}")),
+        KernelImage::Elf(e) => {
+            kernel_image::check_x86_64_elf(&e, "Cloud Hypervisor", NEEDS)?;
+            if e.pvh {
+                Ok(())
+            } else {
+                Err(format!(
+                    "is an ELF file without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); {NEEDS}"
+                ))
+            }
         }
     }
-    Err(format!(
-        "is an ELF file without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); {NEEDS}"
-    ))
-}
-
-fn read_at(f: &mut std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    f.seek(SeekFrom::Start(off))?;
-    let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf)?;
-    Ok(buf)
 }
 
 const NEEDS: &str =
     "Cloud Hypervisor boots a 64-bit x86-64 ELF with a PVH entry note (e.g. a Linux vmlinux) or a Linux bzImage";
-const PT_NOTE: u32 = 4;
-const PHDR_SIZE: usize = 56;
-const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
-
-struct ProgramHeaders {
-    offset: u64,
-    num: u16,
-}
-
-/// Checks the ELF header (the first 64 bytes or more of the file).
-fn check_elf_header(h: &[u8]) -> Result<ProgramHeaders, String> {
-    if h.len() < 4 || &h[..4] != b"\x7fELF" {
-        return Err(format!("is neither an ELF file nor a bzImage; {NEEDS}"));
-    }
-    if h.len() < 64 {
-        return Err(format!("is a truncated ELF file; {NEEDS}"));
-    }
-    if h[4] != 2 {
-        return Err(format!(
-            "is a 32-bit ELF file, which its loader cannot read; {NEEDS}"
-        ));
-    }
-    if h[5] != 1 {
-        return Err(format!("is a big-endian ELF file; {NEEDS}"));
-    }
-    let machine = u16::from_le_bytes([h[18], h[19]]);
-    if machine != 62 {
-        return Err(format!(
-            "is an ELF file for machine {machine}, not x86-64; {NEEDS}"
-        ));
-    }
-    let entry = u64::from_le_bytes(h[24..32].try_into().unwrap_or_default());
-    if entry < MIN_ENTRY {
-        return Err(format!(
-            "has its ELF entry point at {entry:#x}; Cloud Hypervisor needs it at or above {MIN_ENTRY:#x} (1 MiB)"
-        ));
-    }
-    let offset = u64::from_le_bytes(h[32..40].try_into().unwrap_or_default());
-    let phentsize = u16::from_le_bytes([h[54], h[55]]);
-    let num = u16::from_le_bytes([h[56], h[57]]);
-    if usize::from(phentsize) != PHDR_SIZE || offset < 64 {
-        return Err(format!("has a malformed program header table; {NEEDS}"));
-    }
-    Ok(ProgramHeaders { offset, num })
-}
-
-/// Whether a PT_NOTE segment holds the PVH entry (name "Xen", type 18, a
-/// descriptor of at least 4 bytes).
-fn has_pvh_note(mut n: &[u8]) -> bool {
-    let align = |x: usize| x.div_ceil(4) * 4;
-    while n.len() >= 12 {
-        let word = |i: usize| u32::from_le_bytes(n[i..i + 4].try_into().unwrap_or_default());
-        let (namesz, descsz, ty) = (word(0) as usize, word(4) as usize, word(8));
-        let name_end = 12 + align(namesz);
-        let end = name_end.saturating_add(align(descsz));
-        if ty == XEN_ELFNOTE_PHYS32_ENTRY
-            && namesz == 4
-            && n.len() >= 16
-            && &n[12..16] == b"Xen\0"
-            && descsz >= 4
-        {
-            return true;
-        }
-        if end > n.len() {
-            return false;
-        }
-        n = &n[end..];
-    }
-    false
-}
 
 #[cfg(test)]
 mod tests {
@@ -606,47 +512,14 @@ mod tests {
         );
     }
 
-    /// A 64-bit ELF header plus one PT_NOTE program header at offset 64
-    /// whose segment (at 120) holds `note`.
-    fn elf64(class: u8, machine: u16, entry: u64, note: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; 120];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = class;
-        h[5] = 1;
-        h[18..20].copy_from_slice(&machine.to_le_bytes());
-        h[24..32].copy_from_slice(&entry.to_le_bytes());
-        h[32..40].copy_from_slice(&64u64.to_le_bytes());
-        h[54..56].copy_from_slice(&56u16.to_le_bytes());
-        h[56..58].copy_from_slice(&1u16.to_le_bytes());
-        h[64..68].copy_from_slice(&PT_NOTE.to_le_bytes());
-        h[72..80].copy_from_slice(&120u64.to_le_bytes());
-        h[96..104].copy_from_slice(&(note.len() as u64).to_le_bytes());
-        h.extend_from_slice(note);
-        h
-    }
-
-    fn note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
-        let mut n = vec![];
-        n.extend((name.len() as u32).to_le_bytes());
-        n.extend((desc.len() as u32).to_le_bytes());
-        n.extend(ty.to_le_bytes());
-        n.extend(name);
-        n.resize(n.len().div_ceil(4) * 4, 0);
-        n.extend(desc);
-        n.resize(n.len().div_ceil(4) * 4, 0);
-        n
-    }
-
     fn check(bytes: &[u8]) -> Result<(), String> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        std::fs::write(&p, bytes).unwrap();
-        check_kernel(&p)
+        crate::monitor::kernel_image::testfiles::check_bytes(bytes, check_kernel)
     }
 
     #[test]
     fn kernel_checks() {
-        let pvh = note(b"Xen\0", 18, &0x100000u32.to_le_bytes());
+        use crate::monitor::kernel_image::testfiles::*;
+        let pvh = pvh_note();
         let gnu = note(b"GNU\0", 3, &[1; 20]);
         assert_eq!(check(&elf64(2, 62, 0x100000, &pvh)), Ok(()));
         // the PVH note after another one in the same segment

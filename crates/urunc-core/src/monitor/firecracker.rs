@@ -54,9 +54,9 @@
 //! `Kernel panic` line) and maps it to a status, at the price of the
 //! monitor no longer being the container's process; urunc does not do it.
 
+use super::kernel_image::{self, KernelImage};
 use super::{format_mac, Manifest, Monitor, MonitorCommand, MonitorRequest};
 use serde::Serialize;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub struct Firecracker;
@@ -67,8 +67,6 @@ pub const CONFIG_FILE: &str = "fc.json";
 const MAX_VCPUS: u32 = 32;
 /// Guest memory below this cannot hold even a tiny kernel at 1 MiB.
 const MIN_MEMORY_MIB: u64 = 2;
-/// Lowest entry point Firecracker accepts for an ELF kernel (HIMEM_START).
-const MIN_ENTRY: u64 = 0x10_0000;
 
 /// The `--config-file` JSON (Firecracker's `VmmConfig`; its parser denies
 /// unknown fields, so only fields it knows are written).
@@ -235,56 +233,16 @@ impl Monitor for Firecracker {
 
 /// Checks that the kernel file is something Firecracker boots.
 fn check_kernel(path: &Path) -> Result<(), String> {
-    let mut head = [0u8; 0x206];
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("cannot be read: {e}")),
-        }
+    match kernel_image::identify(path).map_err(|p| format!("{p}; {NEEDS}"))? {
+        KernelImage::BzImage => Err(format!(
+            "is a compressed Linux boot image (bzImage); {NEEDS} (extract it, e.g. with the kernel's scripts/extract-vmlinux)"
+        )),
+        KernelImage::Other => Err(format!("is not an ELF file; {NEEDS}")),
+        KernelImage::Elf(e) => kernel_image::check_x86_64_elf(&e, "Firecracker", NEEDS),
     }
-    check_elf(&head[..n])
 }
 
 const NEEDS: &str = "Firecracker needs an uncompressed 64-bit x86-64 vmlinux ELF";
-
-/// Checks the first bytes of a kernel file (at least 0x206 when the file is
-/// that long).
-fn check_elf(h: &[u8]) -> Result<(), String> {
-    if h.len() >= 0x206 && &h[0x202..0x206] == b"HdrS" {
-        return Err(format!(
-            "is a compressed Linux boot image (bzImage); {NEEDS} (extract it, e.g. with the kernel's scripts/extract-vmlinux)"
-        ));
-    }
-    if h.len() < 4 || &h[..4] != b"\x7fELF" {
-        return Err(format!("is not an ELF file; {NEEDS}"));
-    }
-    if h.len() < 64 {
-        return Err(format!("is a truncated ELF file; {NEEDS}"));
-    }
-    if h[4] != 2 {
-        return Err(format!("is a 32-bit ELF file; {NEEDS}"));
-    }
-    if h[5] != 1 {
-        return Err(format!("is a big-endian ELF file; {NEEDS}"));
-    }
-    let machine = u16::from_le_bytes([h[18], h[19]]);
-    if machine != 62 {
-        return Err(format!(
-            "is an ELF file for machine {machine}, not x86-64; {NEEDS}"
-        ));
-    }
-    let entry = u64::from_le_bytes(h[24..32].try_into().unwrap_or_default());
-    if entry < MIN_ENTRY {
-        return Err(format!(
-            "has its ELF entry point at {entry:#x}; Firecracker needs it at or above {MIN_ENTRY:#x} (1 MiB)"
-        ));
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
@@ -548,38 +506,24 @@ mod tests {
         assert!(e.contains("33 vCPUs") && e.contains("1 to 32"), "{e}");
     }
 
-    fn elf64(entry: u64, class: u8, machine: u16) -> Vec<u8> {
-        let mut h = vec![0u8; 0x300];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = class;
-        h[5] = 1;
-        h[18..20].copy_from_slice(&machine.to_le_bytes());
-        h[24..32].copy_from_slice(&entry.to_le_bytes());
-        h
-    }
-
     #[test]
     fn kernel_checks() {
-        assert_eq!(check_elf(&elf64(0x100000, 2, 62)), Ok(()));
-        let mut bz = vec![0u8; 0x300];
-        bz[0x202..0x206].copy_from_slice(b"HdrS");
-        let e = check_elf(&bz).unwrap_err();
+        use crate::monitor::kernel_image::testfiles::*;
+        let check = |b: &[u8]| check_bytes(b, check_kernel);
+        assert_eq!(check(&elf64(2, 62, 0x100000, &[])), Ok(()));
+        let e = check(&bzimage()).unwrap_err();
         assert!(e.contains("bzImage") && e.contains("vmlinux ELF"), "{e}");
-        assert!(check_elf(b"#!/bin/sh\n")
-            .unwrap_err()
-            .contains("not an ELF"));
-        assert!(check_elf(b"").unwrap_err().contains("not an ELF"));
-        assert!(check_elf(&elf64(0x100000, 1, 3))
+        assert!(check(b"#!/bin/sh\n").unwrap_err().contains("not an ELF"));
+        assert!(check(b"").unwrap_err().contains("not an ELF"));
+        assert!(check(&elf64(1, 3, 0x100000, &[]))
             .unwrap_err()
             .contains("32-bit"));
-        assert!(check_elf(&elf64(0x100000, 2, 183))
+        assert!(check(&elf64(2, 183, 0x100000, &[]))
             .unwrap_err()
             .contains("machine 183"));
-        assert!(check_elf(&elf64(0x1000, 2, 62))
+        assert!(check(&elf64(2, 62, 0x1000, &[]))
             .unwrap_err()
             .contains("entry point at 0x1000"));
-        assert!(check_elf(b"\x7fELF\x02\x01")
-            .unwrap_err()
-            .contains("truncated"));
+        assert!(check(b"\x7fELF\x02\x01").unwrap_err().contains("truncated"));
     }
 }
