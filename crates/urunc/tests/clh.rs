@@ -18,40 +18,6 @@ fn clh_bundle(kernel_fixture: &str, hv: &str, args: &[&str]) -> Bundle {
     b
 }
 
-/// Force-deletes a container when dropped, so that a failed assertion
-/// leaves no monitor running.
-struct Cleanup<'a>(&'a Env, &'a str);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if self.0.state_dir(self.1).exists() {
-            let _ = self.0.urunc(&["delete", "--force", self.1]);
-        }
-    }
-}
-
-/// `create` must fail with all of `needles` in its error, leaving no state.
-fn create_fails(b: &Bundle, id: &str, needles: &[&str]) {
-    let env = Env::new("");
-    let bundle = b.write();
-    let o = env.urunc(&["create", "--bundle", &bundle, id]);
-    assert!(!o.status.success(), "create must fail: {}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    for n in needles {
-        assert!(err.contains(n), "error lacks {n:?}: {}", text(&o));
-    }
-    assert!(
-        !env.state_dir(id).exists(),
-        "a failed create must leave no state"
-    );
-    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("\"level\":\"error\"") && l.contains(needles[0])),
-        "log: {log}"
-    );
-}
-
 const NEEDS: &str = "Cloud Hypervisor boots a 64-bit x86-64 ELF with a PVH entry note";
 
 #[test]
@@ -59,7 +25,7 @@ fn kernels_it_cannot_load_are_refused_at_create() {
     // Our QEMU test kernel is a 32-bit ELF (with a PVH note): its loader
     // reads only 64-bit ELF headers.
     let b = clh_bundle("testkernel-pvh.elf", "clh", &["app"]);
-    create_fails(
+    assert_create_fails(
         &b,
         "clh-elf32",
         &[
@@ -71,7 +37,7 @@ fn kernels_it_cannot_load_are_refused_at_create() {
     );
     // The Firecracker test kernel is a 64-bit ELF without a PVH note.
     let b = clh_bundle("fckernel.elf", "clh", &["app"]);
-    create_fails(
+    assert_create_fails(
         &b,
         "clh-nopvh",
         &[
@@ -84,7 +50,7 @@ fn kernels_it_cannot_load_are_refused_at_create() {
     std::fs::create_dir_all(b.rootfs().join("unikernel")).unwrap();
     std::fs::write(b.rootfs().join("unikernel/kernel"), "#!/bin/sh\n").unwrap();
     b.unikernel("linux", "clh", KERNEL);
-    create_fails(
+    assert_create_fails(
         &b,
         "clh-text",
         &[
@@ -99,7 +65,7 @@ fn alias_cloud_hypervisor_is_clh() {
     // The alias reaches the same monitor (its kernel check), not "unknown
     // monitor".
     let b = clh_bundle("fckernel.elf", "cloud-hypervisor", &["app"]);
-    create_fails(
+    assert_create_fails(
         &b,
         "clh-alias",
         &[
@@ -111,7 +77,7 @@ fn alias_cloud_hypervisor_is_clh() {
     let mut b = Bundle::new();
     b.add_file(&fixtures().join("clhkernel.elf"), KERNEL)
         .unikernel("rumprun", "cloud-hypervisor", KERNEL);
-    create_fails(
+    assert_create_fails(
         &b,
         "clh-rump",
         &[
@@ -148,7 +114,7 @@ fn clhkernel_boots_with_unikraft_args_and_exits_0() {
     b.env(&["A=1", "B=two"]);
     let bundle = b.write();
     let pid = env.create(&bundle, "clh-boot", &[]);
-    let _cleanup = Cleanup(&env, "clh-boot");
+    let _cleanup = DeleteOnDrop(&env, "clh-boot");
     assert_eq!(env.status("clh-boot"), "created");
     env.ok(&["start", "clh-boot"]);
     assert_eq!(
@@ -206,7 +172,7 @@ fn kill_hanging(id: &str, signal: &str) -> (Option<i32>, String) {
     let b = clh_bundle("clhkernel.elf", "clh", &["hang"]);
     let bundle = b.write();
     let pid = env.create(&bundle, id, &[]);
-    let _cleanup = Cleanup(&env, id);
+    let _cleanup = DeleteOnDrop(&env, id);
     env.ok(&["start", id]);
     assert!(
         env.wait_out(id, "URUNC-CLHKERNEL hang", Duration::from_secs(30)),
@@ -330,7 +296,7 @@ fn nic_is_attached_inside_the_pod_netns() {
     b.spec["linux"]["namespaces"] = nss;
     let bundle = b.write();
     let pid = env.create(&bundle, id, &[]);
-    let _cleanup = Cleanup(&env, id);
+    let _cleanup = DeleteOnDrop(&env, id);
     env.ok(&["start", id]);
     let hung = env.wait_out(id, "URUNC-CLHKERNEL hang", Duration::from_secs(30));
     let out = env.out(id);

@@ -4,33 +4,6 @@
 mod support;
 use support::*;
 
-/// Runs `urunc create` on `b` and checks the failure is clean; returns stderr.
-fn create_fails(env: &Env, b: &Bundle, id: &str) -> String {
-    let bundle = b.write();
-    let o = env.urunc(&["create", "--bundle", &bundle, id]);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        !o.status.success(),
-        "{id}: create should fail: {}",
-        text(&o)
-    );
-    assert!(
-        !env.state_dir(id).exists(),
-        "{id}: state directory left behind"
-    );
-    assert!(no_process_with(&bundle), "{id}: a process was left behind");
-    // The JSON log carries the same message for containerd's shim.
-    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
-    let last = log.lines().last().unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
-    assert_eq!(v["level"], "error", "{id}: log: {log}");
-    assert!(
-        err.contains(v["msg"].as_str().unwrap_or("?")),
-        "{id}: stderr and log differ: {err} / {last}"
-    );
-    err
-}
-
 fn tiny(ty: &str, hv: &str, binary: &str) -> Bundle {
     let mut b = Bundle::new();
     b.add_file(&fixtures().join("testkernel.elf"), "/unikernel/kernel")
@@ -91,7 +64,7 @@ fn metadata_errors_name_the_key() {
         ),
     ];
     for (id, b, needles) in cases {
-        let err = create_fails(&env, &b, id);
+        let err = env.create_fails(&b, id);
         for n in needles {
             assert!(err.contains(n), "{id}: {n:?} not in: {err}");
         }
@@ -110,7 +83,7 @@ fn symlink_out_of_the_rootfs_is_refused() {
         b.rootfs().join("unikernel/link"),
     )
     .unwrap();
-    let err = create_fails(&env, &b, "symlink-out");
+    let err = env.create_fails(&b, "symlink-out");
     assert!(
         err.contains("com.urunc.unikernel.binary") && err.contains("escapes the rootfs"),
         "{err}"
@@ -118,7 +91,7 @@ fn symlink_out_of_the_rootfs_is_refused() {
     // An absolute link resolves inside the rootfs, where /etc/passwd is absent.
     let b = tiny("unikraft", "qemu", "/unikernel/abs");
     std::os::unix::fs::symlink("/etc/passwd", b.rootfs().join("unikernel/abs")).unwrap();
-    let err = create_fails(&env, &b, "symlink-abs");
+    let err = env.create_fails(&b, "symlink-abs");
     assert!(err.contains("does not exist in the rootfs"), "{err}");
 }
 
@@ -136,13 +109,13 @@ fn malformed_base64_in_urunc_json_is_explained() {
         r#"{"com.urunc.unikernel.unikernelType":"dW5pa3JhZn","com.urunc.unikernel.hypervisor":"cWVtdQ==","com.urunc.unikernel.binary":"L3VuaWtlcm5lbC9rZXJuZWw="}"#,
     )
     .unwrap();
-    let err = create_fails(&env, &b, "b64");
+    let err = env.create_fails(&b, "b64");
     assert!(
         err.contains("com.urunc.unikernel.unikernelType") && err.contains("looks like base64"),
         "{err}"
     );
     std::fs::write(b.rootfs().join("urunc.json"), "{not json").unwrap();
-    let err = create_fails(&env, &b, "badjson");
+    let err = env.create_fails(&b, "badjson");
     assert!(err.contains("urunc.json"), "{err}");
 }
 
@@ -212,7 +185,7 @@ fn memory_below_guest_minimum_and_bad_ids() {
     let env = Env::new(TINY_CONFIG);
     let mut b = tiny("mewz", "qemu", "/unikernel/kernel");
     b.memory_mib(256);
-    let err = create_fails(&env, &b, "mewz-small");
+    let err = env.create_fails(&b, "mewz-small");
     assert!(err.contains("256 MiB") && err.contains("512 MiB"), "{err}");
     let b = tiny("unikraft", "qemu", "/unikernel/kernel");
     let o = env.urunc(&["create", "--bundle", &b.write(), "../escape"]);

@@ -17,44 +17,10 @@ fn fc_bundle(kernel_fixture: &str, args: &[&str]) -> Bundle {
     b
 }
 
-/// Force-deletes a container when dropped, so that a failed assertion
-/// leaves no monitor running.
-struct Cleanup<'a>(&'a Env, &'a str);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if self.0.state_dir(self.1).exists() {
-            let _ = self.0.urunc(&["delete", "--force", self.1]);
-        }
-    }
-}
-
-/// `create` must fail with all of `needles` in its error, leaving no state.
-fn create_fails(b: &Bundle, id: &str, needles: &[&str]) {
-    let env = Env::new("");
-    let bundle = b.write();
-    let o = env.urunc(&["create", "--bundle", &bundle, id]);
-    assert!(!o.status.success(), "create must fail: {}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    for n in needles {
-        assert!(err.contains(n), "error lacks {n:?}: {}", text(&o));
-    }
-    assert!(
-        !env.state_dir(id).exists(),
-        "a failed create must leave no state"
-    );
-    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("\"level\":\"error\"") && l.contains(needles[0])),
-        "log: {log}"
-    );
-}
-
 #[test]
 fn bzimage_kernel_is_refused_at_create() {
     let b = fc_bundle("bzImage", &["app"]);
-    create_fails(
+    assert_create_fails(
         &b,
         "fc-bz",
         &[
@@ -75,7 +41,7 @@ fn non_elf_and_32_bit_kernels_are_refused_at_create() {
     )
     .unwrap();
     b.unikernel("unikraft", "firecracker", KERNEL);
-    create_fails(
+    assert_create_fails(
         &b,
         "fc-text",
         &[
@@ -86,7 +52,7 @@ fn non_elf_and_32_bit_kernels_are_refused_at_create() {
     );
     // Our QEMU test kernel is a 32-bit ELF.
     let b = fc_bundle("testkernel.elf", &["app"]);
-    create_fails(
+    assert_create_fails(
         &b,
         "fc-elf32",
         &["com.urunc.unikernel.binary", "32-bit ELF", "vmlinux ELF"],
@@ -97,7 +63,7 @@ fn non_elf_and_32_bit_kernels_are_refused_at_create() {
 fn missing_initrd_is_refused_at_create() {
     let mut b = fc_bundle("fckernel.elf", &["app"]);
     b.annotate("com.urunc.unikernel.initrd", "/unikernel/initrd");
-    create_fails(
+    assert_create_fails(
         &b,
         "fc-noinitrd",
         &[
@@ -118,7 +84,7 @@ fn memory_below_minimum_is_refused_at_create() {
     // at create, so it needs the monitor binary to be found).
     let mut b = fc_bundle("fckernel.elf", &["app"]);
     b.memory_mib(1);
-    create_fails(
+    assert_create_fails(
         &b,
         "fc-mem1",
         &[
@@ -129,7 +95,7 @@ fn memory_below_minimum_is_refused_at_create() {
     // Below 1 MiB: the generic rule.
     let mut b = fc_bundle("fckernel.elf", &["app"]);
     b.spec["linux"]["resources"]["memory"]["limit"] = serde_json::json!(512 * 1024);
-    create_fails(&b, "fc-mem0", &["memory limit 524288 bytes is below 1 MiB"]);
+    assert_create_fails(&b, "fc-mem0", &["memory limit 524288 bytes is below 1 MiB"]);
 }
 
 /// Root, Firecracker on PATH, a usable /dev/kvm.
@@ -159,7 +125,7 @@ fn fckernel_boots_with_unikraft_args_and_exits_0() {
     b.env(&["A=1", "B=two"]);
     let bundle = b.write();
     let pid = env.create(&bundle, "fc-boot", &[]);
-    let _cleanup = Cleanup(&env, "fc-boot");
+    let _cleanup = DeleteOnDrop(&env, "fc-boot");
     assert_eq!(env.status("fc-boot"), "created");
     env.ok(&["start", "fc-boot"]);
     assert_eq!(
@@ -207,7 +173,7 @@ fn without_a_mount_namespace_the_config_is_in_the_state_dir() {
         serde_json::json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}]);
     let bundle = b.write();
     let pid = env.create(&bundle, "fc-host", &[]);
-    let _cleanup = Cleanup(&env, "fc-host");
+    let _cleanup = DeleteOnDrop(&env, "fc-host");
     env.ok(&["start", "fc-host"]);
     assert_eq!(
         wait_exit(pid, Duration::from_secs(60)),
@@ -270,7 +236,7 @@ fn monitor_error_is_the_exit_status() {
     let b = fc_bundle("fckernel.elf", &["triplefault"]);
     let bundle = b.write();
     let pid = env.create(&bundle, "fc-tf", &[]);
-    let _cleanup = Cleanup(&env, "fc-tf");
+    let _cleanup = DeleteOnDrop(&env, "fc-tf");
     env.ok(&["start", "fc-tf"]);
     let code = wait_exit(pid, Duration::from_secs(60));
     let out = env.out("fc-tf");
@@ -373,7 +339,7 @@ fn nic_is_attached_inside_the_pod_netns() {
     b.spec["linux"]["namespaces"] = nss;
     let bundle = b.write();
     let pid = env.create(&bundle, id, &[]);
-    let _cleanup = Cleanup(&env, id);
+    let _cleanup = DeleteOnDrop(&env, id);
     env.ok(&["start", id]);
     let hung = env.wait_out(id, "URUNC-FCKERNEL hang", Duration::from_secs(30));
     let out = env.out(id);

@@ -187,20 +187,6 @@ fn unikraft_mount_rootfs_and_volume_give_fstab_and_9p_devices() {
     env.ok(&["delete", "uk9p"]);
 }
 
-/// `urunc create` fails cleanly; returns stderr.
-fn create_fails(env: &Env, b: &Bundle, id: &str) -> String {
-    let bundle = b.write();
-    let o = env.urunc(&["create", "--bundle", &bundle, id]);
-    assert!(
-        !o.status.success(),
-        "{id}: create should fail: {}",
-        text(&o)
-    );
-    assert!(!env.state_dir(id).exists(), "{id}: state directory left");
-    assert!(no_process_with(&bundle), "{id}: a process was left behind");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 #[test]
 fn mount_rootfs_on_firecracker_is_refused() {
     if !need_root("mount_rootfs_on_firecracker_is_refused") {
@@ -212,7 +198,7 @@ fn mount_rootfs_on_firecracker_is_refused() {
         .unikernel("unikraft", "firecracker", "/unikernel/kernel")
         .annotate("com.urunc.unikernel.mountRootfs", "true")
         .args(&["app"]);
-    let err = create_fails(&env, &b, "fc9p");
+    let err = env.create_fails(&b, "fc9p");
     assert!(
         err.contains("com.urunc.unikernel.mountRootfs")
             && err.contains("firecracker cannot share directories"),
@@ -226,7 +212,7 @@ fn mount_rootfs_on_firecracker_is_refused() {
         .unikernel("mewz", "qemu", "/unikernel/kernel")
         .memory_mib(512);
     b.spec["mounts"] = json!([{"destination": "/data", "type": "bind", "source": vol.path()}]);
-    let err = create_fails(&env, &b, "mewz9p");
+    let err = env.create_fails(&b, "mewz9p");
     assert!(
         err.contains("spec mount /data") && err.contains("mewz guests cannot mount"),
         "{err}"
@@ -247,7 +233,7 @@ fn missing_bind_source_is_refused_at_create() {
         &[json!({"destination": "/data", "type": "bind", "source": gone, "options": ["rbind"]})],
         hosts.path(),
     );
-    let err = create_fails(&env, &b, "nosrc");
+    let err = env.create_fails(&b, "nosrc");
     assert!(
         err.contains("spec mount /data")
             && err.contains(&format!("bind source {} does not exist", gone.display())),

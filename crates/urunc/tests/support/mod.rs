@@ -361,3 +361,56 @@ pub fn no_process_with(needle: &str) -> bool {
             .unwrap_or(true)
     })
 }
+
+impl Env {
+    /// `urunc create` of `b` must fail cleanly: non-zero exit, no state
+    /// directory, no process left, and the same message as the last
+    /// `"level":"error"` line of the JSON log. Returns stderr.
+    pub fn create_fails(&self, b: &Bundle, id: &str) -> String {
+        let bundle = b.write();
+        let o = self.urunc(&["create", "--bundle", &bundle, id]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(
+            !o.status.success(),
+            "{id}: create should fail: {}",
+            text(&o)
+        );
+        assert!(
+            !self.state_dir(id).exists(),
+            "{id}: state directory left behind"
+        );
+        assert!(no_process_with(&bundle), "{id}: a process was left behind");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let last: Value = log
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        assert_eq!(last["level"], "error", "{id}: log: {log}");
+        assert!(
+            err.contains(last["msg"].as_str().unwrap_or("?")),
+            "{id}: stderr and log differ: {err} / {log}"
+        );
+        err
+    }
+}
+
+/// `create` in a fresh environment fails cleanly, naming all of `needles`.
+pub fn assert_create_fails(b: &Bundle, id: &str, needles: &[&str]) {
+    let err = Env::new("").create_fails(b, id);
+    for n in needles {
+        assert!(err.contains(n), "{id}: error lacks {n:?}: {err}");
+    }
+}
+
+/// Force-deletes a container when dropped, so that a failed assertion
+/// leaves no monitor running.
+pub struct DeleteOnDrop<'a>(pub &'a Env, pub &'a str);
+
+impl Drop for DeleteOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.state_dir(self.1).exists() {
+            let _ = self.0.urunc(&["delete", "--force", self.1]);
+        }
+    }
+}
