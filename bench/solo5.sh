@@ -28,7 +28,9 @@ W=$(mktemp -d /tmp/urunc-bench-solo5.XXXXXX)
 # State roots on tmpfs, where runtimes keep them in production (/run/urunc,
 # /run/runc).
 R=$(mktemp -d /run/urunc-bench-solo5.XXXXXX)
-trap 'rm -rf "$W" "$R"' EXIT
+# /run is a tmpfs on most hosts; make sure it is one here too.
+mount -t tmpfs -o size=64m tmpfs "$R"
+trap 'umount "$R"; rm -rf "$W" "$R"' EXIT
 mkdir -p "$W/uk/rootfs/unikernel" "$W/bb/rootfs/bin" "$W/bb/rootfs/proc"
 cp "$hello" "$W/uk/rootfs/unikernel/hello"
 cp "$busybox" "$W/bb/rootfs/bin/busybox"
