@@ -382,3 +382,27 @@ fn nic_is_attached_inside_the_pod_netns() {
     );
     assert!(!env.state_dir(id).exists());
 }
+
+#[test]
+fn sigterm_reaches_a_monitor_that_cannot_catch_it() {
+    if !need_firecracker("sigterm_reaches_a_monitor_that_cannot_catch_it") {
+        return;
+    }
+    // Firecracker installs no SIGTERM handler and is the init of the
+    // container's PID namespace, where the kernel drops such a signal:
+    // `urunc kill TERM` must still end it (as SIGKILL).
+    subreaper();
+    let env = Env::new("");
+    let b = fc_bundle("fckernel.elf", &["hang"]);
+    let pid = env.create(&b.write(), "fc-term", &[]);
+    let _cleanup = DeleteOnDrop(&env, "fc-term");
+    env.ok(&["start", "fc-term"]);
+    assert!(
+        env.wait_out("fc-term", "URUNC-FCKERNEL hang", Duration::from_secs(30)),
+        "{}",
+        env.out("fc-term")
+    );
+    env.ok(&["kill", "fc-term", "TERM"]);
+    assert_eq!(wait_exit(pid, Duration::from_secs(30)), Some(137));
+    env.ok(&["delete", "fc-term"]);
+}
