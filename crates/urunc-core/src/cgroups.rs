@@ -43,13 +43,51 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         .ctx(|| format!("cgroup: writing {value} to {}", dir.join(file).display()))
 }
 
-/// Creates the cgroup(s), applies limits and moves `pid` in. Returns the
-/// directories created (to remove at delete).
-pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Vec<PathBuf>> {
-    let mut dirs = vec![];
+/// Where the container went: its cgroup directories (one per v1
+/// controller, or the v2 one) and the parents urunc had to create for them,
+/// deepest first. Both are removed at delete (parents only when empty).
+#[derive(Debug, Default)]
+pub struct Placement {
+    pub dirs: Vec<PathBuf>,
+    pub created_parents: Vec<PathBuf>,
+}
+
+/// `create_dir_all`, returning the missing ancestors of `dir` it created,
+/// deepest first.
+fn create_tracked(dir: &Path, parents: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut missing = vec![];
+    let mut p = dir.parent();
+    while let Some(d) = p {
+        if d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        p = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    parents.extend(missing);
+    Ok(())
+}
+
+/// Creates the cgroup(s), applies limits and moves `pid` in. On failure,
+/// removes what it created.
+pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
+    let mut placed = Placement::default();
+    match place_into(rel, pid, limits, &mut placed) {
+        Ok(()) => Ok(placed),
+        Err(e) => {
+            remove(&placed.dirs);
+            remove_parents(&placed.created_parents);
+            Err(e)
+        }
+    }
+}
+
+fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> Result<()> {
+    let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
     if is_v2() {
         let dir = Path::new(ROOT).join(rel);
-        std::fs::create_dir_all(&dir).ctx(|| format!("cgroup: creating {}", dir.display()))?;
+        create_tracked(&dir, parents).ctx(|| format!("cgroup: creating {}", dir.display()))?;
         dirs.push(dir.clone());
         if let Some(m) = limits.memory_bytes {
             write(&dir, "memory.max", &m.to_string())?;
@@ -65,10 +103,10 @@ pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Vec<PathBuf>> {
             write(&dir, "pids.max", &p.to_string())?;
         }
         write(&dir, "cgroup.procs", &pid.to_string())?;
-        return Ok(dirs);
+        return Ok(());
     }
     let Ok(rd) = std::fs::read_dir(ROOT) else {
-        return Ok(dirs);
+        return Ok(());
     };
     let mut controllers: Vec<PathBuf> = rd
         .flatten()
@@ -83,7 +121,7 @@ pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Vec<PathBuf>> {
             .unwrap_or("")
             .to_string();
         let dir = c.join(rel);
-        if std::fs::create_dir_all(&dir).is_err() {
+        if create_tracked(&dir, parents).is_err() {
             continue;
         }
         dirs.push(dir.clone());
@@ -129,7 +167,7 @@ pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(dirs)
+    Ok(())
 }
 
 fn inherit_cpuset(dir: &Path, file: &str) {
@@ -205,6 +243,14 @@ pub fn is_frozen(dirs: &[PathBuf]) -> bool {
             .map(|s| s.trim() == "1")
             .unwrap_or(false),
         None => false,
+    }
+}
+
+/// Removes the parents urunc created, where now empty (other containers of
+/// the same namespace or pod may still use them).
+pub fn remove_parents(parents: &[PathBuf]) {
+    for d in parents {
+        let _ = std::fs::remove_dir(d);
     }
 }
 

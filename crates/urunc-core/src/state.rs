@@ -34,6 +34,9 @@ pub struct State {
     pub guest: String,
     /// Cgroup directories created for the container.
     pub cgroups: Vec<PathBuf>,
+    /// Cgroup parents urunc created for them (removed when empty).
+    #[serde(default)]
+    pub cgroup_parents: Vec<PathBuf>,
     /// Network namespace joined by path (a pod's), if any.
     pub netns: Option<PathBuf>,
     pub tap: String,

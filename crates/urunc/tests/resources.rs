@@ -113,8 +113,13 @@ fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
         .collect();
     entries.sort();
     assert_eq!(entries, ["unikernel"]);
+    // The parent urunc had to create for this path is removed too.
     let parent = std::path::Path::new(&dir).parent().unwrap().to_path_buf();
-    let _ = std::fs::remove_dir(parent);
+    assert!(
+        !parent.exists(),
+        "cgroup parent {} left behind",
+        parent.display()
+    );
 }
 
 #[test]

@@ -121,6 +121,7 @@ fn create_in(
         monitor: u.monitor.name().into(),
         guest: u.guest.name().into(),
         cgroups: vec![],
+        cgroup_parents: vec![],
         netns,
         tap: crate::network::tap_name(&opts.id),
         poststop: hooks.poststop().clone().unwrap_or_default(),
@@ -165,7 +166,9 @@ fn create_in(
                 pids: res.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
             };
             let rel = cgroups::relative_path(&cg.to_string_lossy(), rt.systemd_cgroup);
-            st.cgroups = cgroups::place(&rel, child_pid, &limits)?;
+            let cg = cgroups::place(&rel, child_pid, &limits)?;
+            st.cgroups = cg.dirs;
+            st.cgroup_parents = cg.created_parents;
         }
         dir.save(&st)?;
         if let Some(p) = &opts.pid_file {
@@ -189,6 +192,7 @@ fn create_in(
         let e = kill_child(e);
         wait_gone(child_pid, st.pid_start);
         cgroups::remove(&st.cgroups);
+        cgroups::remove_parents(&st.cgroup_parents);
         return Err(e);
     }
     rec.mark(ts::CREATE_DONE);

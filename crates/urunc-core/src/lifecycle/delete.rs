@@ -39,6 +39,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         }
     }
     cgroups::remove(&st.cgroups);
+    cgroups::remove_parents(&st.cgroup_parents);
     // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
     crate::storage::restore(&dir.path)?;
     let mut stopped = st.oci_json();
