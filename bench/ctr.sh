@@ -13,8 +13,7 @@ for b in containerd ctr qemu-system-x86_64; do
 done
 [ "$(id -u)" = 0 ] || { echo "bench/ctr.sh: SKIP: needs root"; exit 0; }
 cd "$HERE"
-cargo build --release -q -p urunc -p urunc-pack
-cargo build -q -p containerd-shim-urunc-v2 --profile shim
+bash scripts/build-release.sh
 bash tests/fixtures/build.sh >/dev/null
 
 D=$(mktemp -d /tmp/urunc-ctr-bench.XXXXXX)
@@ -29,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$D/bin"
 ln -s "$HERE/target/shim/containerd-shim-urunc-v2" "$D/bin/"
-ln -s "$HERE/target/release/urunc" "$D/bin/"
+ln -s "$(readlink -f "$HERE/target/static/urunc")" "$D/bin/"
 accel=kvm-tcg; [ -w /dev/kvm ] || accel=tcg
 printf '[monitors.qemu]\naccel = "%s"\nmachine = "microvm"\n' "$accel" >"$D/urunc.toml"
 cat >"$D/config.toml" <<TOML
@@ -47,7 +46,7 @@ TOML
 PATH="$D/bin:$PATH" URUNC_CONFIG="$D/urunc.toml" containerd --config "$D/config.toml" >"$D/containerd.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
-target/release/urunc-pack --kernel tests/fixtures/build/testkernel.elf --unikernel-type unikraft --hypervisor qemu \
+target/static/urunc-pack --kernel tests/fixtures/build/testkernel.elf --unikernel-type unikraft --hypervisor qemu \
 	--cmdline "app hello" --ref localhost/tiny:latest -o "$D/tiny.tar" >/dev/null
 $CTR image import "$D/tiny.tar" >/dev/null
 

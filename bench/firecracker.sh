@@ -8,7 +8,7 @@
 #
 #   bench/firecracker.sh [N]        (default 20; needs root and /dev/kvm)
 #
-# URUNC=<path> picks the urunc binary (default: target/release/urunc, built
+# URUNC=<path> picks the urunc binary (default: target/static/urunc, built
 # with cargo when absent). Exits 0 with a message when firecracker is absent.
 set -euo pipefail
 
@@ -27,9 +27,9 @@ if [ ! -w /dev/kvm ]; then
 	echo "bench/firecracker.sh: SKIP: /dev/kvm is not usable" >&2
 	exit 0
 fi
-URUNC=${URUNC:-$HERE/target/release/urunc}
+URUNC=${URUNC:-$HERE/target/static/urunc}
 if [ ! -x "$URUNC" ]; then
-	(cd "$HERE" && cargo build --release -q -p urunc)
+	bash "$HERE/scripts/build-release.sh"
 fi
 bash "$HERE/tests/fixtures/build.sh" >/dev/null
 

@@ -7,15 +7,15 @@
 #
 #   bench/lifecycle.sh [N]      (default 30; needs root and qemu-system-x86_64)
 #
-# URUNC=<path> picks the binary (default target/release/urunc, built if absent).
+# URUNC=<path> picks the binary (default target/static/urunc, built if absent).
 set -euo pipefail
 
 N=${1:-30}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "$(id -u)" != 0 ]; then echo "bench/lifecycle.sh: SKIP: needs root"; exit 0; fi
 if ! command -v qemu-system-x86_64 >/dev/null; then echo "bench/lifecycle.sh: SKIP: qemu-system-x86_64 not in PATH"; exit 0; fi
-URUNC=${URUNC:-$HERE/target/release/urunc}
-[ -x "$URUNC" ] || (cd "$HERE" && cargo build --release -q -p urunc)
+URUNC=${URUNC:-$HERE/target/static/urunc}
+[ -x "$URUNC" ] || bash "$HERE/scripts/build-release.sh"
 bash "$HERE/tests/fixtures/build.sh" >/dev/null
 
 work=$(mktemp -d /tmp/urunc-bench.XXXXXX)

@@ -21,8 +21,8 @@ done
 [ -n "$hello" ] || { echo "bench/solo5.sh: SKIP: test_hello.spt not found (set TEST_HELLO)"; exit 0; }
 busybox=$(command -v busybox || echo /bin/busybox)
 [ -x "$busybox" ] || { echo "bench/solo5.sh: SKIP: busybox not found"; exit 0; }
-URUNC=${URUNC:-$HERE/target/release/urunc}
-[ -x "$URUNC" ] || (cd "$HERE" && cargo build --release -q -p urunc)
+URUNC=${URUNC:-$HERE/target/static/urunc}
+[ -x "$URUNC" ] || bash "$HERE/scripts/build-release.sh"
 
 W=$(mktemp -d /tmp/urunc-bench-solo5.XXXXXX)
 # State roots on tmpfs, where runtimes keep them in production (/run/urunc,

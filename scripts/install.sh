@@ -45,9 +45,8 @@ deps
 
 cd "$HERE"
 echo "building urunc (release)..."
-cargo build --release -q -p urunc -p urunc-pack
-cargo build -q -p containerd-shim-urunc-v2 --profile shim
-install -m 0755 target/release/urunc target/release/urunc-pack target/shim/containerd-shim-urunc-v2 /usr/local/bin/
+bash scripts/build-release.sh
+install -m 0755 target/static/urunc target/static/urunc-pack target/shim/containerd-shim-urunc-v2 /usr/local/bin/
 echo "installed /usr/local/bin/{urunc,urunc-pack,containerd-shim-urunc-v2}"
 
 # The main job: the project's test unikernel as a container, run by urunc on

@@ -175,6 +175,8 @@ fn create_in(
             write_pid_file(p, child_pid)?;
         }
         let state_json = creating.to_string();
+        // The child must be in its namespaces before hooks act on them.
+        child.ready()?;
         // prestart (deprecated) and createRuntime run in the runtime's namespaces.
         hooks::run_all(
             "prestart",

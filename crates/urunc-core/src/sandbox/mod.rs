@@ -42,6 +42,7 @@ pub struct Launch<'a> {
 pub struct Spawned {
     pub pid: i32,
     channel: BufReader<UnixStream>,
+    ready: bool,
 }
 
 fn send_line(s: &mut UnixStream, line: &str) {
@@ -82,73 +83,34 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     let listener = console::bind(&l.state_dir.socket())?;
     let (parent, child) =
         UnixStream::pair().ctx(|| "creating the create/start channel".to_string())?;
+    // One fork: the child is born in the container's PID namespace, enters
+    // the others itself while the parent carries on, and says when it is
+    // in them. It is not waited for: once `create` exits it belongs to the
+    // caller's subreaper.
+    let pid_ns = namespaces::pid_for_children(&nss)?;
     // SAFETY: urunc is single-threaded here, so the child may run arbitrary
     // code after fork.
-    match unsafe { fork() }.ctx(|| "fork".to_string())? {
-        ForkResult::Parent { child: c1 } => {
-            drop(child);
-            drop(listener);
-            drop(slave);
-            let mut channel = BufReader::new(parent);
-            let first = read_line(&mut channel);
-            let _ = nix::sys::wait::waitpid(c1, None);
-            match first
-                .as_deref()
-                .map(|s| s.split_once(' ').unwrap_or((s, "")))
-            {
-                Some(("pid", p)) => {
-                    let pid = p
-                        .parse()
-                        .map_err(|_| Error::msg(format!("bad pid from waiting process: {p:?}")))?;
-                    Ok(Spawned { pid, channel })
-                }
-                Some(("error", msg)) => Err(Error::msg(msg.to_string())),
-                _ => Err(Error::msg(
-                    "the waiting process died while entering namespaces",
-                )),
-            }
-        }
+    let forked = unsafe { fork() }.ctx(|| "fork".to_string());
+    drop(pid_ns);
+    match forked? {
+        ForkResult::Parent { child: pid } => Ok(Spawned {
+            pid: pid.as_raw(),
+            channel: BufReader::new(parent),
+            ready: false,
+        }),
         ForkResult::Child => {
             drop(parent);
             let mut ch = child;
-            let code = match intermediate(l, &nss, &mut ch, slave, listener) {
-                Ok(()) => 0,
-                Err(e) => {
-                    send_line(&mut ch, &format!("error {e}"));
-                    1
+            let code = match namespaces::enter(&nss).and_then(|entered| {
+                if entered.new_mount {
+                    root::make_private()?;
                 }
-            };
-            // SAFETY: leaving the forked intermediate without running the
-            // parent's destructors or atexit handlers.
-            unsafe { libc::_exit(code) }
-        }
-    }
-}
-
-/// First child: enters namespaces, forks the waiting process (so that a new
-/// PID namespace applies to it), reports its PID and exits.
-fn intermediate(
-    l: &Launch,
-    nss: &[oci_spec::runtime::LinuxNamespace],
-    ch: &mut UnixStream,
-    slave: Option<OwnedFd>,
-    listener: UnixListener,
-) -> Result<()> {
-    let entered = namespaces::enter(nss)?;
-    if entered.new_mount {
-        root::make_private()?;
-    }
-    // SAFETY: still single-threaded.
-    match unsafe { fork() }.ctx(|| "fork".to_string())? {
-        ForkResult::Parent { child } => {
-            send_line(ch, &format!("pid {child}"));
-            Ok(())
-        }
-        ForkResult::Child => {
-            let mut ch = ch.try_clone().ctx(|| "channel".to_string())?;
-            let code = match waiting(l, &entered, &mut ch, slave, listener) {
+                send_line(&mut ch, "ready");
+                waiting(l, &entered, &mut ch, slave, listener)
+            }) {
                 Ok(never) => match never {},
                 Err(e) => {
+                    send_line(&mut ch, &format!("error {e}"));
                     crate::log::error(&e.to_string());
                     1
                 }
@@ -439,8 +401,27 @@ fn exec(argv: &[String]) -> Result<Never> {
 }
 
 impl Spawned {
+    /// Waits until the child is in all its namespaces (before anything that
+    /// acts on them, such as the createRuntime hooks' network setup).
+    pub fn ready(&mut self) -> Result<()> {
+        if self.ready {
+            return Ok(());
+        }
+        match read_line(&mut self.channel).as_deref() {
+            Some("ready") => {
+                self.ready = true;
+                Ok(())
+            }
+            Some(l) if l.starts_with("error ") => Err(Error::msg(l["error ".len()..].to_string())),
+            _ => Err(Error::msg(
+                "the waiting process died while entering namespaces",
+            )),
+        }
+    }
+
     /// Asks the waiting process to run the createContainer hooks.
     pub fn run_container_hooks(&mut self) -> Result<()> {
+        self.ready()?;
         send_line(self.channel.get_mut(), "hooks");
         match read_line(&mut self.channel).as_deref() {
             Some("ok") => Ok(()),

@@ -27,7 +27,38 @@ fn flag(t: LinuxNamespaceType) -> Result<CloneFlags> {
 pub struct Entered {
     pub new_mount: bool,
     pub new_uts: bool,
-    pub new_pid: bool,
+}
+
+/// Restores the caller's PID namespace for its future children when
+/// dropped.
+pub struct PidForChildren(Option<File>);
+
+impl Drop for PidForChildren {
+    fn drop(&mut self) {
+        if let Some(own) = &self.0 {
+            let _ = nix::sched::setns(own, CloneFlags::CLONE_NEWPID);
+        }
+    }
+}
+
+/// Sets the PID namespace the caller's next child is born in (join by
+/// path, or a new one) without moving the caller itself; the returned guard
+/// puts it back (so that hooks the caller runs later stay in its own).
+pub fn pid_for_children(nss: &[LinuxNamespace]) -> Result<PidForChildren> {
+    let Some(ns) = nss.iter().find(|n| n.typ() == LinuxNamespaceType::Pid) else {
+        return Ok(PidForChildren(None));
+    };
+    let own = File::open("/proc/self/ns/pid").ctx(|| "opening /proc/self/ns/pid".to_string())?;
+    match ns.path() {
+        Some(p) => {
+            let f = File::open(p).ctx(|| format!("opening Pid namespace {}", p.display()))?;
+            nix::sched::setns(&f, CloneFlags::CLONE_NEWPID)
+                .ctx(|| format!("joining namespace {}", p.display()))?;
+        }
+        None => nix::sched::unshare(CloneFlags::CLONE_NEWPID)
+            .ctx(|| "creating a PID namespace".to_string())?,
+    }
+    Ok(PidForChildren(Some(own)))
 }
 
 /// Validates the spec's namespaces without entering any (used by `create`
@@ -48,13 +79,13 @@ pub fn check(nss: &[LinuxNamespace]) -> Result<()> {
     Ok(())
 }
 
-/// Joins and creates namespaces for the calling process. A new PID
-/// namespace applies to children only: the caller forks after this.
+/// Joins and creates the namespaces other than the PID one (see
+/// [`pid_for_children`]) for the calling process.
 pub fn enter(nss: &[LinuxNamespace]) -> Result<Entered> {
     let mut joins = vec![];
     let mut new = CloneFlags::empty();
     let mut entered = Entered::default();
-    for ns in nss {
+    for ns in nss.iter().filter(|n| n.typ() != LinuxNamespaceType::Pid) {
         let f = flag(ns.typ())?;
         match ns.path() {
             Some(p) => {
@@ -66,7 +97,6 @@ pub fn enter(nss: &[LinuxNamespace]) -> Result<Entered> {
                 new |= f;
                 entered.new_mount |= f == CloneFlags::CLONE_NEWNS;
                 entered.new_uts |= f == CloneFlags::CLONE_NEWUTS;
-                entered.new_pid |= f == CloneFlags::CLONE_NEWPID;
             }
         }
     }
