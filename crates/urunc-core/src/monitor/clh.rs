@@ -215,62 +215,11 @@ const NEEDS: &str =
 mod tests {
     use super::*;
     use crate::config::MonitorConfig;
-    use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
-    use crate::monitor::Nic;
-
-    struct Case {
-        guest: &'static str,
-        initrd: bool,
-        block: bool,
-        net: bool,
-        seccomp: bool,
-    }
+    use crate::monitor::golden::Case;
 
     fn run(c: &Case) -> MonitorCommand {
-        let g = guest::lookup(c.guest).unwrap();
-        let app = vec!["/app".to_string(), "hello world".into()];
-        let env = vec!["A=1".to_string()];
-        let gnet = GuestNet {
-            ip: "10.0.0.2".parse().unwrap(),
-            prefix: 24,
-            gateway: Some("10.0.0.1".parse().unwrap()),
-            dns: Some("9.9.9.9".parse().unwrap()),
-        };
-        let gblock = GuestBlock { mount_point: None };
-        let words = g
-            .words(&GuestArgs {
-                app: &app,
-                env: &env,
-                net: c.net.then_some(&gnet),
-                initrd: c.initrd,
-                block: c.block.then_some(&gblock),
-                shares: &[],
-                version: None,
-                monitor: "clh",
-            })
-            .unwrap();
-        let nic = Nic {
-            tap: "urunc0123abcd".into(),
-            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
-        };
-        let cfg = MonitorConfig::default();
-        let req = MonitorRequest {
-            binary: Path::new("/usr/local/bin/cloud-hypervisor"),
-            kernel: Path::new("/rootfs/unikernel/kernel"),
-            initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
-            block: c.block.then_some(Path::new("/rootfs/disk.img")),
-            shares: &[],
-            guest_words: &words,
-            needs: g.needs(),
-            memory_mib: 128,
-            vcpus: 2,
-            nic: c.net.then_some(&nic),
-            seccomp: c.seccomp,
-            config: &cfg,
-            work_dir: Path::new("/run/urunc"),
-            manifest: None,
-        };
-        let cmd = Clh.command(&req).unwrap();
+        let cmd =
+            crate::monitor::golden::command(&Clh, "/usr/local/bin/cloud-hypervisor", c).unwrap();
         assert!(cmd.files.is_empty());
         let mut devices = vec![PathBuf::from("/dev/kvm")];
         if c.net {

@@ -248,63 +248,12 @@ const NEEDS: &str = "Firecracker needs an uncompressed 64-bit x86-64 vmlinux ELF
 mod tests {
     use super::*;
     use crate::config::MonitorConfig;
-    use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
-    use crate::monitor::Nic;
+    use crate::monitor::golden::Case;
     use serde_json::{json, Value};
 
-    struct Case {
-        guest: &'static str,
-        initrd: bool,
-        block: bool,
-        net: bool,
-        seccomp: bool,
-    }
-
     fn run(c: &Case) -> (MonitorCommand, Value) {
-        let g = guest::lookup(c.guest).unwrap();
-        let app = vec!["/app".to_string(), "hello world".into()];
-        let env = vec!["A=1".to_string()];
-        let gnet = GuestNet {
-            ip: "10.0.0.2".parse().unwrap(),
-            prefix: 24,
-            gateway: Some("10.0.0.1".parse().unwrap()),
-            dns: Some("9.9.9.9".parse().unwrap()),
-        };
-        let gblock = GuestBlock { mount_point: None };
-        let words = g
-            .words(&GuestArgs {
-                app: &app,
-                env: &env,
-                net: c.net.then_some(&gnet),
-                initrd: c.initrd,
-                block: c.block.then_some(&gblock),
-                shares: &[],
-                version: None,
-                monitor: "firecracker",
-            })
-            .unwrap();
-        let nic = Nic {
-            tap: "urunc0123abcd".into(),
-            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
-        };
-        let cfg = MonitorConfig::default();
-        let req = MonitorRequest {
-            binary: Path::new("/usr/local/bin/firecracker"),
-            kernel: Path::new("/rootfs/unikernel/kernel"),
-            initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
-            block: c.block.then_some(Path::new("/rootfs/disk.img")),
-            shares: &[],
-            guest_words: &words,
-            needs: g.needs(),
-            memory_mib: 128,
-            vcpus: 2,
-            nic: c.net.then_some(&nic),
-            seccomp: c.seccomp,
-            config: &cfg,
-            work_dir: Path::new("/run/urunc"),
-            manifest: None,
-        };
-        let cmd = Firecracker.command(&req).unwrap();
+        let cmd =
+            crate::monitor::golden::command(&Firecracker, "/usr/local/bin/firecracker", c).unwrap();
         assert_eq!(cmd.files.len(), 1);
         assert_eq!(cmd.files[0].0, Path::new("/run/urunc/fc.json"));
         let v: Value = serde_json::from_slice(&cmd.files[0].1).unwrap();

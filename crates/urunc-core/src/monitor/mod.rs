@@ -168,3 +168,70 @@ fn is_executable(p: &Path) -> bool {
 pub(crate) fn qemu_opt_escape(s: &str) -> String {
     s.replace(',', ",,")
 }
+
+/// A fixed request for golden tests of the monitors that load kernels
+/// themselves: `/app 'hello world'`, `A=1`, 10.0.0.2/24 via 10.0.0.1 with
+/// DNS 9.9.9.9, tap `urunc0123abcd` with MAC 02:42:ac:11:00:02, 128 MiB,
+/// 2 vCPUs, work dir /run/urunc.
+#[cfg(test)]
+pub(crate) mod golden {
+    use super::*;
+    use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
+
+    pub struct Case {
+        pub guest: &'static str,
+        pub initrd: bool,
+        pub block: bool,
+        pub net: bool,
+        pub seccomp: bool,
+    }
+
+    /// `monitor.command` for `c`, with the guest's own words.
+    pub fn command(
+        monitor: &dyn Monitor,
+        binary: &str,
+        c: &Case,
+    ) -> Result<MonitorCommand, String> {
+        let g = guest::lookup(c.guest).unwrap();
+        let app = vec!["/app".to_string(), "hello world".into()];
+        let env = vec!["A=1".to_string()];
+        let gnet = GuestNet {
+            ip: "10.0.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            dns: Some("9.9.9.9".parse().unwrap()),
+        };
+        let gblock = GuestBlock { mount_point: None };
+        let words = g.words(&GuestArgs {
+            app: &app,
+            env: &env,
+            net: c.net.then_some(&gnet),
+            initrd: c.initrd,
+            block: c.block.then_some(&gblock),
+            shares: &[],
+            version: None,
+            monitor: monitor.name(),
+        })?;
+        let nic = Nic {
+            tap: "urunc0123abcd".into(),
+            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
+        };
+        let cfg = MonitorConfig::default();
+        monitor.command(&MonitorRequest {
+            binary: Path::new(binary),
+            kernel: Path::new("/rootfs/unikernel/kernel"),
+            initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),
+            block: c.block.then_some(Path::new("/rootfs/disk.img")),
+            shares: &[],
+            guest_words: &words,
+            needs: g.needs(),
+            memory_mib: 128,
+            vcpus: 2,
+            nic: c.net.then_some(&nic),
+            seccomp: c.seccomp,
+            config: &cfg,
+            work_dir: Path::new("/run/urunc"),
+            manifest: None,
+        })
+    }
+}
