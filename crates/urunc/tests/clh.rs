@@ -3,7 +3,6 @@
 //! (`clhkernel.elf`).
 
 mod support;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
@@ -208,78 +207,6 @@ fn sigkill_is_status_137() {
     assert_eq!(code, Some(137), "{out}");
 }
 
-fn ip(args: &[&str]) -> std::process::Output {
-    Command::new("ip").args(args).output().expect("running ip")
-}
-
-fn ip_ok(args: &[&str]) {
-    let o = ip(args);
-    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
-}
-
-/// A named network namespace with a veth end as eth0, removed on drop.
-struct NetNs {
-    name: String,
-    host_if: String,
-}
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let host_if = format!("{name}-h");
-        let _ = ip(&["netns", "del", name]);
-        let _ = ip(&["link", "del", &host_if]);
-        ip_ok(&["netns", "add", name]);
-        let ns = NetNs {
-            name: name.into(),
-            host_if,
-        };
-        ip_ok(&[
-            "link",
-            "add",
-            &ns.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            name,
-        ]);
-        ip_ok(&["-n", name, "addr", "add", "10.212.0.2/24", "dev", "eth0"]);
-        ip_ok(&[
-            "-n",
-            name,
-            "link",
-            "set",
-            "eth0",
-            "address",
-            "02:42:0a:d4:00:02",
-        ]);
-        ip_ok(&["-n", name, "link", "set", "eth0", "up"]);
-        ip_ok(&["-n", name, "link", "set", "lo", "up"]);
-        ip_ok(&["-n", name, "route", "add", "default", "via", "10.212.0.1"]);
-        ns
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.name)
-    }
-
-    fn link(&self, dev: &str) -> Option<String> {
-        let o = ip(&["-n", &self.name, "-d", "link", "show", dev]);
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-        let _ = ip(&["link", "del", &self.host_if]);
-    }
-}
-
 #[test]
 fn nic_is_attached_inside_the_pod_netns() {
     let t = "nic_is_attached_inside_the_pod_netns";
@@ -287,7 +214,7 @@ fn nic_is_attached_inside_the_pod_netns() {
         return;
     }
     subreaper();
-    let ns = NetNs::new("urunc-clht");
+    let ns = PodNetNs::new("urunc-clht", "10.212.0", "02:42:0a:d4:00:02");
     let env = Env::new("");
     let id = "clh-net";
     let tap = urunc_core::network::tap_name(id);

@@ -2,7 +2,6 @@
 //! real boots of the project's 64-bit test kernel (`fckernel.elf`).
 
 mod support;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
@@ -252,77 +251,6 @@ fn monitor_error_is_the_exit_status() {
     env.ok(&["delete", "fc-tf"]);
 }
 
-fn ip(args: &[&str]) -> std::process::Output {
-    Command::new("ip").args(args).output().expect("running ip")
-}
-
-fn ip_ok(args: &[&str]) {
-    let o = ip(args);
-    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
-}
-
-/// A named network namespace with a veth end as eth0, removed on drop.
-struct NetNs {
-    name: String,
-    host_if: String,
-}
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let host_if = format!("{name}-h");
-        let _ = ip(&["netns", "del", name]);
-        let _ = ip(&["link", "del", &host_if]);
-        ip_ok(&["netns", "add", name]);
-        let ns = NetNs {
-            name: name.into(),
-            host_if,
-        };
-        ip_ok(&[
-            "link",
-            "add",
-            &ns.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            name,
-        ]);
-        ip_ok(&["-n", name, "addr", "add", "10.211.0.2/24", "dev", "eth0"]);
-        ip_ok(&[
-            "-n",
-            name,
-            "link",
-            "set",
-            "eth0",
-            "address",
-            "02:42:0a:d3:00:02",
-        ]);
-        ip_ok(&["-n", name, "link", "set", "eth0", "up"]);
-        ip_ok(&["-n", name, "link", "set", "lo", "up"]);
-        ip_ok(&["-n", name, "route", "add", "default", "via", "10.211.0.1"]);
-        ns
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.name)
-    }
-
-    fn has_link(&self, dev: &str) -> bool {
-        ip(&["-n", &self.name, "link", "show", dev])
-            .status
-            .success()
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-        let _ = ip(&["link", "del", &self.host_if]);
-    }
-}
-
 #[test]
 fn nic_is_attached_inside_the_pod_netns() {
     let t = "nic_is_attached_inside_the_pod_netns";
@@ -330,7 +258,7 @@ fn nic_is_attached_inside_the_pod_netns() {
         return;
     }
     subreaper();
-    let ns = NetNs::new("urunc-fct");
+    let ns = PodNetNs::new("urunc-fct", "10.211.0", "02:42:0a:d3:00:02");
     let env = Env::new("");
     let id = "fc-net";
     let tap = urunc_core::network::tap_name(id);
@@ -366,7 +294,7 @@ fn nic_is_attached_inside_the_pod_netns() {
     );
     // The tap lives in the pod's namespace, never in the host's.
     assert!(
-        ns.has_link(&tap),
+        ns.link(&tap).is_some(),
         "tap {tap} missing in the pod netns while running"
     );
     assert!(
@@ -377,7 +305,7 @@ fn nic_is_attached_inside_the_pod_netns() {
     assert_eq!(wait_exit(pid, Duration::from_secs(30)), Some(137));
     env.ok(&["delete", id]);
     assert!(
-        !ns.has_link(&tap),
+        ns.link(&tap).is_none(),
         "delete must remove the tap from the pod netns"
     );
     assert!(!env.state_dir(id).exists());

@@ -414,3 +414,87 @@ impl Drop for DeleteOnDrop<'_> {
         }
     }
 }
+
+fn ip(args: &[&str]) -> Output {
+    Command::new("ip").args(args).output().expect("running ip")
+}
+
+fn ip_ok(args: &[&str]) {
+    let o = ip(args);
+    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
+}
+
+/// A pod network namespace made by the test: `eth0` (a veth whose other
+/// end stays in the host) with `<subnet>.2/24`, the given MAC and a default
+/// route via `<subnet>.1`. Removed on drop.
+pub struct PodNetNs {
+    pub name: String,
+    host_if: String,
+}
+
+impl PodNetNs {
+    pub fn new(name: &str, subnet: &str, mac: &str) -> PodNetNs {
+        let host_if = format!("{name}-h");
+        let _ = ip(&["netns", "del", name]);
+        let _ = ip(&["link", "del", &host_if]);
+        ip_ok(&["netns", "add", name]);
+        let ns = PodNetNs {
+            name: name.into(),
+            host_if,
+        };
+        ip_ok(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            name,
+        ]);
+        ip_ok(&[
+            "-n",
+            name,
+            "addr",
+            "add",
+            &format!("{subnet}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip_ok(&["-n", name, "link", "set", "eth0", "address", mac]);
+        ip_ok(&["-n", name, "link", "set", "eth0", "up"]);
+        ip_ok(&["-n", name, "link", "set", "lo", "up"]);
+        ip_ok(&[
+            "-n",
+            name,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("{subnet}.1"),
+        ]);
+        ns
+    }
+
+    /// The path for the spec's `{"type": "network", "path": ...}`.
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// `ip -d link show DEV` in the namespace, if DEV exists there.
+    pub fn link(&self, dev: &str) -> Option<String> {
+        let o = ip(&["-n", &self.name, "-d", "link", "show", dev]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+impl Drop for PodNetNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+}
