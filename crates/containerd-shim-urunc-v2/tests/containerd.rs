@@ -400,34 +400,15 @@ fn base64_matches_the_standard_alphabet() {
 #[test]
 fn unikernel_runs_through_urunc() {
     let test = "unikernel_runs_through_urunc";
-    if need(test).is_none() {
+    let Some(f) = need_unikernel(test, &["testkernel.elf"]) else {
         return;
-    }
-    let rt = support::runtime_under_test();
-    if !rt.ends_with("urunc") {
-        println!(
-            "SKIP: {test}: runtime under test is {rt}, not urunc (set URUNC_SHIM_TEST_RUNTIME)"
-        );
-        return;
-    }
-    let kernel = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/build/testkernel.elf");
-    if !kernel.is_file() {
-        println!(
-            "SKIP: {test}: {} missing (run tests/fixtures/build.sh)",
-            kernel.display()
-        );
-        return;
-    }
-    if support::which("qemu-system-x86_64").is_none() {
-        println!("SKIP: {test}: qemu-system-x86_64 not found");
-        return;
-    }
+    };
+    let kernel = &f[0];
     let c = Containerd::start("uk");
     let archive = support::build_unikernel_image(
         &c.dir,
         "ushim-testkernel",
-        &kernel,
+        kernel,
         &[
             ("unikernelType", "unikraft"),
             ("hypervisor", "qemu"),
@@ -772,31 +753,16 @@ fn urunc_metadata_error_reaches_the_user() {
 #[test]
 fn long_running_unikernel_lifecycle() {
     let test = "long_running_unikernel_lifecycle";
-    if need(test).is_none() {
+    let Some(f) = need_unikernel(test, &["vmlinux", "initramfs.cpio.gz"]) else {
         return;
-    }
-    let rt = support::runtime_under_test();
-    if !rt.ends_with("urunc") {
-        println!("SKIP: {test}: runtime under test is {rt}, not urunc");
-        return;
-    }
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/build");
-    let (kernel, initrd) = (fixtures.join("vmlinux"), fixtures.join("initramfs.cpio.gz"));
-    if !kernel.is_file() || !initrd.is_file() {
-        println!("SKIP: {test}: Linux guest fixtures missing (run tests/fixtures/build.sh)");
-        return;
-    }
-    if support::which("qemu-system-x86_64").is_none() {
-        println!("SKIP: {test}: qemu-system-x86_64 not found");
-        return;
-    }
+    };
+    let (kernel, initrd) = (&f[0], &f[1]);
     let c = Containerd::start("uklong");
     let archive = support::build_unikernel_image_with(
         &c.dir,
         "ushim-linuxguest",
-        &kernel,
-        &[&initrd],
+        kernel,
+        &[initrd],
         &[
             ("unikernelType", "linux"),
             ("hypervisor", "qemu"),
@@ -804,27 +770,12 @@ fn long_running_unikernel_lifecycle() {
             ("cmdline", "serve"),
         ],
     );
-    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
-    assert!(out.status.success(), "import: {}", text(&out.stderr));
     let id = "uklong1";
-    let child = c
-        .ctr_cmd(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            "docker.io/library/ushim-linuxguest:latest",
-            id,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        c.wait_status(id, "RUNNING"),
-        "task never RUNNING: {:?}\n{}",
-        c.task_status(id),
-        c.log_tail()
+    let child = run_in_background(
+        &c,
+        &archive,
+        "docker.io/library/ushim-linuxguest:latest",
+        id,
     );
     let ls = text(&c.ctr(&["task", "ls"]).stdout);
     let pid: u32 = ls
@@ -879,53 +830,22 @@ fn long_running_unikernel_lifecycle() {
 #[test]
 fn unikernel_sigterm_stops_the_guest() {
     let test = "unikernel_sigterm_stops_the_guest";
-    if need(test).is_none() {
+    let Some(f) = need_unikernel(test, &["testkernel.elf"]) else {
         return;
-    }
-    let rt = support::runtime_under_test();
-    if !rt.ends_with("urunc") {
-        println!("SKIP: {test}: runtime under test is {rt}, not urunc");
-        return;
-    }
-    let kernel = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/build/testkernel.elf");
-    if !kernel.is_file() || support::which("qemu-system-x86_64").is_none() {
-        println!("SKIP: {test}: test kernel or qemu-system-x86_64 missing");
-        return;
-    }
+    };
     let c = Containerd::start("ukterm");
     let archive = support::build_unikernel_image(
         &c.dir,
         "ushim-hang",
-        &kernel,
+        &f[0],
         &[
             ("unikernelType", "unikraft"),
             ("hypervisor", "qemu"),
             ("cmdline", "app hang"),
         ],
     );
-    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
-    assert!(out.status.success(), "import: {}", text(&out.stderr));
     let id = "ukterm1";
-    let child = c
-        .ctr_cmd(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            "docker.io/library/ushim-hang:latest",
-            id,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        c.wait_status(id, "RUNNING"),
-        "task never RUNNING: {:?}\n{}",
-        c.task_status(id),
-        c.log_tail()
-    );
+    let child = run_in_background(&c, &archive, "docker.io/library/ushim-hang:latest", id);
     let k = c.ctr(&["task", "kill", id]);
     assert!(k.status.success(), "kill: {}", text(&k.stderr));
     let out = child.wait_with_output().unwrap();
@@ -937,4 +857,57 @@ fn unikernel_sigterm_stops_the_guest() {
         "mounts left: {:?}",
         c.mounts_below()
     );
+}
+
+/// Unikernel tests need urunc as the runtime under test, QEMU, and the
+/// named fixtures (tests/fixtures/build); prints SKIP and returns None
+/// otherwise, else the fixtures' paths.
+fn need_unikernel(test: &str, fixtures: &[&str]) -> Option<Vec<std::path::PathBuf>> {
+    need(test)?;
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!(
+            "SKIP: {test}: runtime under test is {rt}, not urunc (set URUNC_SHIM_TEST_RUNTIME)"
+        );
+        return None;
+    }
+    if support::which("qemu-system-x86_64").is_none() {
+        println!("SKIP: {test}: qemu-system-x86_64 not found");
+        return None;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/build");
+    let paths: Vec<_> = fixtures.iter().map(|f| dir.join(f)).collect();
+    if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
+        println!(
+            "SKIP: {test}: {} missing (run tests/fixtures/build.sh)",
+            missing.display()
+        );
+        return None;
+    }
+    Some(paths)
+}
+
+/// Imports `archive`, starts `ctr run --rm IMAGE ID` in the background and
+/// waits until the task is RUNNING.
+fn run_in_background(
+    c: &Containerd,
+    archive: &std::path::Path,
+    image: &str,
+    id: &str,
+) -> std::process::Child {
+    let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    let child = c
+        .ctr_cmd(&["run", "--rm", "--runtime", RUNTIME, image, id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        c.wait_status(id, "RUNNING"),
+        "task never RUNNING: {:?}\n{}",
+        c.task_status(id),
+        c.log_tail()
+    );
+    child
 }
