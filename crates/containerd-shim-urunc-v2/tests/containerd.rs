@@ -845,10 +845,32 @@ fn unikernel_sigterm_stops_the_guest() {
         ],
     );
     let id = "ukterm1";
-    let child = run_in_background(&c, &archive, "docker.io/library/ushim-hang:latest", id);
+    let mut child = run_in_background(&c, &archive, "docker.io/library/ushim-hang:latest", id);
+    // Kill only once the guest is up: a monitor that has not installed its
+    // SIGTERM handler yet cannot shut the guest down (urunc then sends
+    // SIGKILL, see its kill.rs).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut seen, mut buf) = (String::new(), [0u8; 4096]);
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("URUNC-TESTKERNEL hang") {
+                let _ = tx.send(());
+            }
+        }
+        seen
+    });
+    let up = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
     let k = c.ctr(&["task", "kill", id]);
     assert!(k.status.success(), "kill: {}", text(&k.stderr));
     let out = child.wait_with_output().unwrap();
+    let seen = reader.join().unwrap();
+    assert!(up, "the guest never came up: {seen}");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(c.shim_gone(id), "shim still running");
     assert!(!c.runtime_state(id).exists(), "runtime state left behind");
