@@ -233,3 +233,45 @@ fn monitor_runs_as_process_user_with_its_own_device_nodes() {
     env.ok(&["delete", "--force", "user1"]);
     assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
 }
+
+#[test]
+fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
+    let t = "cgroup_namespace_is_rooted_at_the_container_cgroup";
+    if !need_qemu(t) || !need_bin(t, "nsenter") {
+        return;
+    }
+    subreaper();
+    let env = Env::new(TINY_CONFIG);
+    let mut b = tiny_bundle(&["app", "hang"]);
+    b.spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    b.spec["linux"]["cgroupsPath"] = json!(format!("/urunc-cgns/{}", std::process::id()));
+    let pid = env.create(&b.write(), "cgns", &[]);
+    let _guard = DeleteOnDrop(&env, "cgns");
+    env.ok(&["start", "cgns"]);
+    assert!(env.wait_out("cgns", "URUNC-TESTKERNEL hang", Duration::from_secs(60)));
+    // Seen from inside its cgroup namespace, the monitor is at its root.
+    let o = std::process::Command::new("nsenter")
+        .arg(format!("--cgroup=/proc/{pid}/ns/cgroup"))
+        .args(["cat", &format!("/proc/{pid}/cgroup")])
+        .output()
+        .unwrap();
+    let view = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    let memory = view
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "memory") || c.is_empty())
+        })
+        .unwrap_or_else(|| panic!("no memory line: {view}"));
+    assert!(
+        memory.ends_with(":/"),
+        "the cgroup namespace is not rooted at the container's cgroup: {view}"
+    );
+    env.ok(&["delete", "--force", "cgns"]);
+    assert!(wait_exit(pid, Duration::from_secs(30)).is_some());
+}

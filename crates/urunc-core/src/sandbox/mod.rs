@@ -57,16 +57,19 @@ fn read_line(r: &mut BufReader<UnixStream>) -> Option<String> {
     }
 }
 
+fn nss(l: &Launch) -> Vec<oci_spec::runtime::LinuxNamespace> {
+    l.spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.namespaces().clone())
+        .unwrap_or_default()
+}
+
 /// Forks the waiting process into the spec's namespaces. Returns its host
 /// PID once it exists; it is not our child (it is reparented to the
 /// caller's subreaper, e.g. the shim, once `create` exits).
 pub fn spawn(l: &Launch) -> Result<Spawned> {
-    let nss = l
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|x| x.namespaces().clone())
-        .unwrap_or_default();
+    let nss = nss(l);
     namespaces::check(&nss)?;
     let slave = match (
         &l.console_socket,
@@ -147,6 +150,11 @@ fn waiting(
     let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
     match read_line(&mut r).as_deref() {
         Some("hooks") => {
+            // `create` has placed us in our cgroup by now.
+            if let Err(e) = namespaces::enter_cgroup(&nss(l)) {
+                send_line(ch, &format!("error {e}"));
+                return Err(e);
+            }
             let hs = l
                 .spec
                 .hooks()

@@ -80,12 +80,18 @@ pub fn check(nss: &[LinuxNamespace]) -> Result<()> {
 }
 
 /// Joins and creates the namespaces other than the PID one (see
-/// [`pid_for_children`]) for the calling process.
+/// [`pid_for_children`]) and the cgroup one (see [`enter_cgroup`]) for the
+/// calling process.
 pub fn enter(nss: &[LinuxNamespace]) -> Result<Entered> {
     let mut joins = vec![];
     let mut new = CloneFlags::empty();
     let mut entered = Entered::default();
-    for ns in nss.iter().filter(|n| n.typ() != LinuxNamespaceType::Pid) {
+    for ns in nss.iter().filter(|n| {
+        !matches!(
+            n.typ(),
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Cgroup
+        )
+    }) {
         let f = flag(ns.typ())?;
         match ns.path() {
             Some(p) => {
@@ -107,4 +113,21 @@ pub fn enter(nss: &[LinuxNamespace]) -> Result<Entered> {
         nix::sched::unshare(new).ctx(|| format!("creating namespaces {new:?}"))?;
     }
     Ok(entered)
+}
+
+/// Joins or creates the cgroup namespace, once the process is in its
+/// cgroup: a new namespace is rooted at the cgroup the process is in.
+pub fn enter_cgroup(nss: &[LinuxNamespace]) -> Result<()> {
+    let Some(ns) = nss.iter().find(|n| n.typ() == LinuxNamespaceType::Cgroup) else {
+        return Ok(());
+    };
+    match ns.path() {
+        Some(p) => {
+            let f = File::open(p).ctx(|| format!("opening Cgroup namespace {}", p.display()))?;
+            nix::sched::setns(&f, CloneFlags::CLONE_NEWCGROUP)
+                .ctx(|| format!("joining namespace {}", p.display()))
+        }
+        None => nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "creating a cgroup namespace".to_string()),
+    }
 }
