@@ -188,9 +188,11 @@ pub fn prepare(
             ),
         })?;
     }
+    // The monitor says what is wrong with the file; the key and the path
+    // are added here, once for every monitor.
     let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
         monitor: hv.into(),
-        problem,
+        problem: format!("key {KEY_BINARY}: kernel {} {problem}", kernel.display()),
     })?;
     let monitor_binary =
         monitor::find_binary(mon, &mcfg).map_err(|problem| PlanError::Monitor {

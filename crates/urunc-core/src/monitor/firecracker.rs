@@ -193,14 +193,7 @@ impl Monitor for Firecracker {
     }
 
     fn inspect(&self, path: &Path) -> Result<Option<Manifest>, String> {
-        check_kernel(path).map_err(|problem| {
-            format!(
-                "unikernel metadata key {}: kernel {} {problem}",
-                crate::metadata::KEY_BINARY,
-                path.display()
-            )
-        })?;
-        Ok(None)
+        check_kernel(path).map(|()| None)
     }
 
     fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {

@@ -119,6 +119,8 @@ pub trait Monitor: Sync {
     /// Reads what the monitor must know from the kernel file itself, at
     /// `create`, from its host path (Solo5: the manifest of declared
     /// devices, see [`solo5_manifest`]). Most monitors need nothing.
+    /// Errors say what is wrong with the file, phrased to follow
+    /// "kernel <path> " (the caller adds the key and the path).
     fn inspect(&self, _kernel: &Path) -> Result<Option<Manifest>, String> {
         Ok(None)
     }

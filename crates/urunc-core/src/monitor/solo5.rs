@@ -14,13 +14,11 @@ use std::path::Path;
 
 /// Reads the manifest and checks the kernel was built for `target`.
 pub(super) fn inspect(kernel: &Path, target: Target) -> Result<Manifest, String> {
-    let m =
-        solo5_manifest::read(kernel).map_err(|e| format!("kernel {}: {e}", kernel.display()))?;
+    let m = solo5_manifest::read(kernel).map_err(|e| format!("is {e}"))?;
     if let Some((t, _)) = m.abi {
         if t != target {
             return Err(format!(
-                "kernel {} is built for Solo5 {t}, not {target}{}",
-                kernel.display(),
+                "is built for Solo5 {t}, not {target}{}",
                 match t {
                     Target::Hvt | Target::Spt => format!(" (set the hypervisor to {t})"),
                     _ => String::new(),
