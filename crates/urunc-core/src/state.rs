@@ -40,6 +40,10 @@ pub struct State {
     /// Network namespace joined by path (a pod's), if any.
     pub netns: Option<PathBuf>,
     pub tap: String,
+    /// `poststart` hooks, kept from create so that start need not read
+    /// config.json again.
+    #[serde(default)]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
     /// `poststop` hooks, kept here because the bundle may be gone by delete.
     pub poststop: Vec<oci_spec::runtime::Hook>,
 }

@@ -124,6 +124,7 @@ fn create_in(
         cgroup_parents: vec![],
         netns,
         tap: crate::network::tap_name(&opts.id),
+        poststart: hooks.poststart().clone().unwrap_or_default(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
     };
     let mut creating = st.oci_json();

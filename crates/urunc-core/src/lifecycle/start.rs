@@ -29,16 +29,8 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     rec.mark(ts::START_DONE);
     // poststart hooks run after the monitor is running; their failures are
     // reported but do not stop the container.
-    let hooks = crate::state::StateDir::new(&rt.root, id)
-        .ok()
-        .and_then(|_| {
-            oci_spec::runtime::Spec::load(st.bundle.join("config.json"))
-                .ok()
-                .and_then(|s| s.hooks().clone())
-                .and_then(|h| h.poststart().clone())
-        });
-    if let Some(hs) = hooks {
-        hooks::run_all_logged("poststart", &hs, &st.oci_json().to_string());
+    if !st.poststart.is_empty() {
+        hooks::run_all_logged("poststart", &st.poststart, &st.oci_json().to_string());
     }
     Ok(())
 }
