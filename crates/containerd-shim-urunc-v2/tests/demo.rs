@@ -97,9 +97,16 @@ struct Run {
     elapsed: Duration,
 }
 
-/// Runs demo.sh with `env`, bounded (SIGTERM after 240 s: the script's
-/// trap still cleans up). Its temporary files go below `tmp`.
-fn run_demo(bins: &Bins, tmp: &Path, env: &[(&str, &str)]) -> Run {
+/// Runs demo.sh with `env`, its temporary files below `tmp`. Bounded:
+/// SIGTERM after 240 s (the script's trap still cleans up). `interrupt`
+/// is polled with the script's PID while it runs; when it returns true,
+/// the script gets SIGTERM.
+fn run_demo(
+    bins: &Bins,
+    tmp: &Path,
+    env: &[(&str, &str)],
+    mut interrupt: impl FnMut(u32) -> bool,
+) -> Run {
     let logs = tempfile::tempdir().unwrap();
     let (out, err) = (logs.path().join("out"), logs.path().join("err"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo.sh");
@@ -117,21 +124,23 @@ fn run_demo(bins: &Bins, tmp: &Path, env: &[(&str, &str)]) -> Run {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut status = None;
-    while start.elapsed() < Duration::from_secs(240) {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    let status = status.unwrap_or_else(|| {
+    let term = || {
         // SAFETY: kill(2) on the PID of our own child, not yet reaped.
         unsafe {
             libc::kill(pid as i32, libc::SIGTERM);
         }
-        child.wait().unwrap()
-    });
+    };
+    let mut sent = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if !sent && (start.elapsed() > Duration::from_secs(240) || interrupt(pid)) {
+            term();
+            sent = true;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
     Run {
         pid,
         code: status.code(),
@@ -227,7 +236,7 @@ fn demo_serves_the_guest_page_and_leaves_nothing() {
     let Some(bins) = need(test) else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new().prefix("udt").tempdir().unwrap();
-    let r = run_demo(&bins, tmp.path(), &[]);
+    let r = run_demo(&bins, tmp.path(), &[], |_| false);
     let all = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     println!("{}", r.stdout);
     println!("demo.sh took {:.1} s", r.elapsed.as_secs_f64());
@@ -272,6 +281,20 @@ fn demo_serves_the_guest_page_and_leaves_nothing() {
     );
     assert!(r.stdout.contains("removed: the container"), "{all}");
     assert_eq!(settled_leftovers(r.pid, tmp.path()), Vec::<String>::new());
+    // The monitor is gone too (its command line names no path of the run:
+    // it was started inside the container's rootfs).
+    let qemu: u32 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("task web: pid "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no task pid line: {all}"));
+    let exe = fs::read_link(format!("/proc/{qemu}/exe")).unwrap_or_default();
+    assert!(
+        !exe.to_string_lossy().contains("qemu-system"),
+        "QEMU {qemu} still runs"
+    );
 }
 
 /// A run that fails late (the shim's runtime cannot create the container,
@@ -288,11 +311,53 @@ fn failed_demo_leaves_nothing() {
         pack: bins.pack.clone(),
         shim: bins.shim.clone(),
     };
-    let r = run_demo(&broken, tmp.path(), &[("URUNC_DEMO_ACCEL", "tcg")]);
+    let r = run_demo(&broken, tmp.path(), &[("URUNC_DEMO_ACCEL", "tcg")], |_| {
+        false
+    });
     let all = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, Some(1), "{all}");
     assert!(r.stdout.contains("[4/5] network namespace"), "{all}");
     assert!(r.stderr.contains("demo.sh: error: ctr run failed"), "{all}");
     assert!(r.stderr.contains("removed what it had made"), "{all}");
     assert_eq!(settled_leftovers(r.pid, tmp.path()), Vec::<String>::new());
+}
+
+/// SIGTERM (as from Ctrl-C's neighbour, `kill`) while the guest boots,
+/// with containerd, the shim and QEMU running: the trap removes everything
+/// and the processes in the container's network namespace are gone.
+#[test]
+fn interrupted_demo_leaves_nothing() {
+    let test = "interrupted_demo_leaves_nothing";
+    let Some(bins) = need(test) else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::Builder::new().prefix("udt").tempdir().unwrap();
+    // The processes in the run's network namespace (the container's
+    // waiting process, then QEMU), once QEMU is among them.
+    let mut inside: Vec<u32> = vec![];
+    let r = run_demo(&bins, tmp.path(), &[("URUNC_DEMO_ACCEL", "tcg")], |pid| {
+        let o = Command::new("ip")
+            .args(["netns", "pids", &format!("urunc-demo-{pid}")])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        inside = support::text(&o.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        inside.iter().any(|p| {
+            fs::read_link(format!("/proc/{p}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("qemu-system"))
+        })
+    });
+    let all = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(!inside.is_empty(), "QEMU never ran in the namespace: {all}");
+    assert_eq!(r.code, Some(143), "{all}");
+    assert!(r.stderr.contains("removed what it had made"), "{all}");
+    assert_eq!(settled_leftovers(r.pid, tmp.path()), Vec::<String>::new());
+    for p in inside {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "process {p} of the container still runs"
+        );
+    }
 }
