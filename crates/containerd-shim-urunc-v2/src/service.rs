@@ -190,6 +190,15 @@ enum Status {
     Running,
     Paused,
     Stopped,
+    /// An exec whose start failed: it never ran. As with containerd's runc
+    /// shim (v1.6 `pkg/process`: a failed exec start leaves the process
+    /// "created" and releases its waiters), it reports "created", `Wait`
+    /// answers at once with exit status 0, a kill is refused with
+    /// FAILED_PRECONDITION and `Delete` removes it; no exit event is sent.
+    /// containerd (CRI ExecSync, `ctr task delete --force`) waits, kills and
+    /// deletes such an exec: a `Wait` that never answers costs it its
+    /// one-minute cleanup timeout.
+    StartFailed,
 }
 
 /// A process of a container: its init, or one added by `Exec`.
@@ -243,7 +252,7 @@ impl Proc {
 
     fn task_status(&self) -> TaskStatus {
         match self.status {
-            Status::Created => TaskStatus::CREATED,
+            Status::Created | Status::StartFailed => TaskStatus::CREATED,
             Status::Running => TaskStatus::RUNNING,
             Status::Paused => TaskStatus::PAUSED,
             Status::Stopped => TaskStatus::STOPPED,
@@ -824,8 +833,18 @@ impl Inner {
         .and_then(|pio| read_pid_file(&pid_file).map(|pid| (pid, pio)));
         let _ = std::fs::remove_file(&spec_file);
         let _ = std::fs::remove_file(&pid_file);
-        let (pid, pio) =
-            launched.map_err(|e| err(Code::UNKNOWN, format!("exec {exec_id} in {id}: {e}")))?;
+        let (pid, pio) = match launched {
+            Ok(l) => l,
+            Err(e) => {
+                // Waiters (containerd calls Wait before Start) are released.
+                let _ = self.get_proc(id, exec_id, |p| {
+                    p.status = Status::StartFailed;
+                    Ok(())
+                });
+                self.changed.notify_all();
+                return Err(err(Code::UNKNOWN, format!("exec {exec_id} in {id}: {e}")));
+            }
+        };
         let early = self.lock().take_early_exit(pid, since);
         self.get_proc(id, exec_id, |p| {
             p.pid = pid;
@@ -1011,10 +1030,19 @@ impl shim::Task for Service {
         } else {
             format!("exec {} in {}", req.exec_id, req.id)
         };
-        if status == Status::Stopped || (pid == 0 && !req.exec_id.is_empty()) {
+        if status == Status::Stopped {
             return Err(err(
                 Code::NOT_FOUND,
                 format!("{what}: process already finished"),
+            ));
+        }
+        if pid == 0 && !req.exec_id.is_empty() {
+            // Not started, or its start failed. containerd's kill-then-wait
+            // (`WithProcessKill`) takes FAILED_PRECONDITION as "nothing to
+            // wait for", as the runc shim answers.
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!("{what}: process not created"),
             ));
         }
         let result = if req.exec_id.is_empty() {
@@ -1145,7 +1173,7 @@ impl shim::Task for Service {
                 .get_mut(&req.id)
                 .ok_or_else(|| err(Code::NOT_FOUND, format!("container {} not found", req.id)))?;
             let p = c.proc_mut(&req.id, &req.exec_id)?;
-            if p.status == Status::Stopped {
+            if matches!(p.status, Status::Stopped | Status::StartFailed) {
                 return Ok(api::WaitResponse {
                     exit_status: p.exit_status,
                     exited_at: p.exited_at.clone().into(),
