@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{mpsc, Arc, Condvar, Mutex, MutexGuard},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use containerd_shim::{
@@ -47,7 +47,9 @@ const RUNTIME_STATE_FILE: &str = "urunc-shim.json";
 const EARLY_EXITS: usize = 64;
 /// How long shutdown waits for queued events to reach containerd.
 const EVENTS_FLUSH: Duration = Duration::from_secs(2);
-/// How long an exit waits for terminal output to drain before it is reported.
+/// How long an exit waits, at most, before it is reported: for the
+/// container's other processes to be gone and for containerd to have read
+/// the process's output.
 const IO_DRAIN: Duration = Duration::from_secs(2);
 
 fn err(code: Code, msg: impl ToString) -> ttrpc::Error {
@@ -175,6 +177,65 @@ impl shim::Shim for Shim {
     }
 }
 
+/// Whether the container's other processes must be killed when its init
+/// exits: unless the bundle gives it a PID namespace of its own (one that
+/// the kernel tears down with its init), they would outlive it, holding its
+/// output FIFOs open. containerd's runc shim decides the same way
+/// (containerd v1.6 `runtime/v2/runc/util.go`, `ShouldKillAllOnExit`: a
+/// `pid` namespace without a path means its own; an unreadable config means
+/// kill).
+fn kill_all_on_exit(bundle: &Path) -> bool {
+    let Some(spec) = std::fs::read_to_string(bundle.join("config.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    else {
+        return true;
+    };
+    let own_pid_ns = spec
+        .pointer("/linux/namespaces")
+        .and_then(|n| n.as_array())
+        .is_some_and(|nss| {
+            nss.iter().any(|ns| {
+                ns.get("type").and_then(|t| t.as_str()) == Some("pid")
+                    && ns
+                        .get("path")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or("")
+                        .is_empty()
+            })
+        });
+    !own_pid_ns
+}
+
+/// Whether `pid` is a process that still runs (a zombie has closed its
+/// files).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // State follows the parenthesised command name.
+            let state = s.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(!matches!(state, 'Z' | 'X' | 'x'))
+        })
+        .unwrap_or(false)
+}
+
+/// Kill what is left of a container whose init exited (`kill --all`) and
+/// wait, until `deadline`, until none of it runs.
+fn kill_leftovers(rt: &Runtime, id: &str, deadline: Instant) {
+    if let Err(e) = rt.kill(id, libc::SIGKILL as u32, true) {
+        info!("kill the rest of {id} after its init exited: {e}");
+    }
+    while Instant::now() < deadline {
+        match rt.ps(id) {
+            Ok(pids) if pids.iter().any(|p| alive(*p)) => {
+                thread::sleep(Duration::from_millis(10));
+            }
+            _ => break,
+        }
+    }
+}
+
 fn read_runtime_state(bundle: &Path) -> Option<(String, PathBuf)> {
     let s = std::fs::read_to_string(bundle.join(RUNTIME_STATE_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&s).ok()?;
@@ -264,6 +325,8 @@ struct Container {
     bundle: PathBuf,
     runtime: Runtime,
     rootfs_mounted: bool,
+    /// No PID namespace of its own: see `kill_all_on_exit`.
+    kill_all_on_exit: bool,
     oom: Option<Arc<crate::oom::OomWatch>>,
     init: Proc,
     execs: HashMap<String, Proc>,
@@ -558,19 +621,29 @@ impl Inner {
         );
     }
 
+    /// Report the exit of `pid`. As containerd's runc shim does, the rest
+    /// of a container without its own PID namespace is killed first. Then,
+    /// unlike it (its own copy threads hold the FIFOs; here the container's
+    /// processes write to them directly), the report waits, bounded, until
+    /// containerd has read the process's output: containerd closes the
+    /// FIFOs once it has handled the exit.
     fn process_exit(&self, pid: i32, code: i32) {
         let _order = self.lifecycle();
-        let (id, exec_id, io_done) = {
+        let (id, exec_id, io_done, outputs, leftovers) = {
             let mut st = self.lock();
             let mut found = None;
             for (id, c) in st.containers.iter_mut() {
                 let live = |p: &Proc| p.pid == pid && p.status != Status::Stopped;
+                let rt = c.kill_all_on_exit.then(|| c.runtime.clone());
                 if live(&c.init) {
-                    found = Some((id.clone(), String::new(), c.init.io_done.take()));
+                    let p = &mut c.init;
+                    let outputs = [p.stdout.clone(), p.stderr.clone()];
+                    found = Some((id.clone(), String::new(), p.io_done.take(), outputs, rt));
                     break;
                 }
                 if let Some((eid, p)) = c.execs.iter_mut().find(|(_, p)| live(p)) {
-                    found = Some((id.clone(), eid.clone(), p.io_done.take()));
+                    let outputs = [p.stdout.clone(), p.stderr.clone()];
+                    found = Some((id.clone(), eid.clone(), p.io_done.take(), outputs, None));
                     break;
                 }
             }
@@ -582,9 +655,14 @@ impl Inner {
                 }
             }
         };
-        if let Some(rx) = io_done {
-            let _ = rx.recv_timeout(IO_DRAIN);
+        let deadline = Instant::now() + IO_DRAIN;
+        if let Some(rt) = leftovers {
+            kill_leftovers(&rt, &id, deadline);
         }
+        if let Some(rx) = io_done {
+            let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        io::wait_output_read(&[&outputs[0], &outputs[1]], deadline);
         // An OOM kill is reported before the exit it caused.
         if exec_id.is_empty() {
             let oom = self.lock().containers.get(&id).and_then(|c| c.oom.clone());
@@ -728,6 +806,7 @@ impl Inner {
                     bundle: bundle.clone(),
                     runtime: rt.clone(),
                     rootfs_mounted: mounted,
+                    kill_all_on_exit: kill_all_on_exit(&bundle),
                     oom: None,
                     init,
                     execs: HashMap::new(),
@@ -755,6 +834,7 @@ impl Inner {
             },
         );
         if let Some((code, ts)) = early {
+            io::wait_output_read(&[&req.stdout, &req.stderr], Instant::now() + IO_DRAIN);
             self.changed.notify_all();
             self.publish_exit(id, "", pid, code, ts);
         }
@@ -846,6 +926,12 @@ impl Inner {
             }
         };
         let early = self.lock().take_early_exit(pid, since);
+        if early.is_some() {
+            // Exited already: as in `process_exit`, its waiters (containerd
+            // waits before it starts an exec) learn it once its output was
+            // read. The exit watcher waits for `lifecycle` meanwhile.
+            io::wait_output_read(&[&stdout, &stderr], Instant::now() + IO_DRAIN);
+        }
         self.get_proc(id, exec_id, |p| {
             p.pid = pid;
             p.set_io(pio);
@@ -1396,6 +1482,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decode_options(Some(&other)).unwrap().binary_name, "");
+    }
+
+    #[test]
+    fn kill_all_unless_the_container_has_its_own_pid_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        // No config: kill, as the runc shim does.
+        assert!(kill_all_on_exit(dir.path()));
+        let with = |nss: serde_json::Value| {
+            let spec = serde_json::json!({"linux": {"namespaces": nss}});
+            std::fs::write(dir.path().join("config.json"), spec.to_string()).unwrap();
+            kill_all_on_exit(dir.path())
+        };
+        assert!(!with(
+            serde_json::json!([{"type": "pid"}, {"type": "mount"}])
+        ));
+        assert!(!with(serde_json::json!([{"type": "pid", "path": ""}])));
+        assert!(with(
+            serde_json::json!([{"type": "pid", "path": "/proc/42/ns/pid"}])
+        ));
+        assert!(with(serde_json::json!([{"type": "network"}])));
+        assert!(!alive(u32::MAX), "a PID that cannot exist runs");
+        assert!(alive(std::process::id()));
     }
 
     #[test]
