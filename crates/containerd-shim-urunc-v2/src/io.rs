@@ -7,11 +7,15 @@ use std::{
     io::{IoSliceMut, Read, Write},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::{fs::OpenOptionsExt, net::UnixListener},
+        unix::{
+            fs::{FileTypeExt, OpenOptionsExt},
+            net::UnixListener,
+        },
     },
     path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex},
     thread,
+    time::{Duration, Instant},
 };
 
 use nix::{
@@ -281,6 +285,49 @@ pub fn spawn_console_copy(
     Ok(done_rx)
 }
 
+/// Bytes waiting in the FIFO at `path` for its reader; `None` when `path`
+/// is not a FIFO or nobody reads it.
+fn fifo_pending(path: &str) -> Option<usize> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.file_type().is_fifo() {
+        return None;
+    }
+    // A non-blocking write-only open never blocks: it fails with ENXIO when
+    // the FIFO has no reader. It reads nothing, so it takes no data from
+    // the reader, and only the process's own writers decide its EOF.
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD stores one c_int through the pointer, which points to
+    // a live local; the fd is open for the duration of the call.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
+    (rc == 0).then_some(usize::try_from(n).unwrap_or(0))
+}
+
+/// Wait until the reader of each output FIFO (containerd) has taken what a
+/// process wrote there, or until `deadline`. containerd closes its end of a
+/// container's FIFOs as soon as it has handled the exit: whatever is still
+/// in them then is lost. FIFOs without a reader and plain files (`file://`
+/// log URIs) are not waited for.
+pub fn wait_output_read(outputs: &[&str], deadline: Instant) {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in outputs {
+        let Ok(Target::Path(p)) = parse_target(s) else {
+            continue;
+        };
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        while fifo_pending(p).is_some_and(|n| n > 0) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Set the pty window size.
 pub fn resize(master: &File, width: u32, height: u32) -> Result<(), String> {
     let ws = libc::winsize {
@@ -355,6 +402,68 @@ mod tests {
         let mut s = String::new();
         stdio.stdin.unwrap().read_to_string(&mut s).unwrap();
         assert_eq!(s, "input");
+    }
+
+    #[test]
+    fn output_wait_lasts_until_the_reader_took_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let path = fifo.to_str().unwrap().to_string();
+        // No reader: nothing to wait for.
+        assert_eq!(fifo_pending(&path), None);
+        let far = Instant::now() + Duration::from_secs(30);
+        let start = Instant::now();
+        wait_output_read(&[&path], far);
+        assert!(start.elapsed() < Duration::from_secs(5));
+
+        let mut r = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut w = open_output(&path).unwrap();
+        w.write_all(&[b'x'; 1000]).unwrap();
+        drop(w);
+        assert_eq!(fifo_pending(&path), Some(1000));
+        // A reader that takes its time: the wait ends once it has read all.
+        let reader = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        let start = Instant::now();
+        wait_output_read(&[&path, &path], far);
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        // All 1000 bytes reached the reader: counting took none.
+        assert_eq!(reader.join().unwrap(), 1000);
+    }
+
+    #[test]
+    fn output_wait_is_bounded_and_skips_plain_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let path = fifo.to_str().unwrap().to_string();
+        let _r = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut w = open_output(&path).unwrap();
+        w.write_all(b"never read").unwrap();
+        let start = Instant::now();
+        wait_output_read(&[&path], Instant::now() + Duration::from_millis(200));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(5));
+        let file = dir.path().join("log");
+        std::fs::write(&file, b"data").unwrap();
+        let uri = format!("file://{}", file.display());
+        assert_eq!(fifo_pending(file.to_str().unwrap()), None);
+        let start = Instant::now();
+        wait_output_read(&[&uri, ""], Instant::now() + Duration::from_secs(30));
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -5,12 +5,18 @@
 //! the runc-style shim option `BinaryName`), reaps the container's process
 //! as a child subreaper and reports its exit to containerd.
 
+mod bundle;
+mod events;
 mod io;
 mod mount;
 mod oom;
+mod process;
+mod rpc;
 mod runtime;
 mod service;
+mod shim;
 mod stats;
+mod tasks;
 
 /// A stable, short hash of a string (for socket names).
 pub(crate) fn short_hash(s: &str) -> u64 {
@@ -32,7 +38,7 @@ fn main() {
         default_log_level: "warn".to_string(),
         ..Default::default()
     };
-    containerd_shim::run::<service::Shim>("io.containerd.urunc.v2", Some(config));
+    containerd_shim::run::<shim::Shim>("io.containerd.urunc.v2", Some(config));
 }
 
 #[cfg(test)]
