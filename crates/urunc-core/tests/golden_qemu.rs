@@ -123,7 +123,10 @@ fn unikraft_no_net_legacy_version() {
                 "-nic",
                 "none",
                 "-append",
-                "app -- 'arg one' -x"
+                // No parameter: the word `urunc` keeps `--` from being
+                // the first word after argv[0] (uklibparam applies
+                // nothing then and leaves `--` in argv).
+                "app urunc -- 'arg one' -x"
             ]
         ])
     );

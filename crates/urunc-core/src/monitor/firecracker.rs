@@ -18,10 +18,11 @@
 //!
 //! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
 //! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
-//! arguments: before the first ` -- ` when that is followed by arguments,
-//! otherwise at the very end. The guests therefore write `--` only when
-//! application arguments follow it, so that these parameters always land
-//! among the kernel (Unikraft: library) parameters.
+//! arguments: linux-loader 0.10 (`src/cmdline/mod.rs`) splits them at the
+//! first ` -- ` with an even number of `"` before it, adds these words to
+//! the first part, and drops an empty second part with its ` -- `. Guests
+//! that must have these words among their kernel parameters write a
+//! non-empty part after ` -- ` (Unikraft: see `guest/unikraft.rs`).
 //!
 //! # Kernel
 //!
