@@ -67,7 +67,12 @@ impl std::fmt::Debug for Unikernel {
     }
 }
 
-fn resolve_file(rootfs: &Path, key: &str, value: &str) -> Result<PathBuf, MetadataError> {
+fn resolve_file(
+    rootfs: &Path,
+    md: &Metadata,
+    key: &str,
+    value: &str,
+) -> Result<PathBuf, MetadataError> {
     let p = resolve_in_root(rootfs, value).map_err(|e| MetadataError::invalid(key, e))?;
     match std::fs::metadata(&p) {
         Ok(m) if m.is_file() => Ok(p),
@@ -79,7 +84,7 @@ fn resolve_file(rootfs: &Path, key: &str, value: &str) -> Result<PathBuf, Metada
             key,
             format!(
                 "{value:?} does not exist in the rootfs{}",
-                metadata::base64_hint(value)
+                md.base64_hint(key, value)
             ),
         )),
     }
@@ -103,7 +108,7 @@ pub fn prepare(
             format!(
                 "{ty:?} is not a known framework (known: {}){}",
                 guest::names().join(", "),
-                base64_hint(ty)
+                md.base64_hint(KEY_TYPE, ty)
             ),
         )
     })?;
@@ -118,7 +123,7 @@ pub fn prepare(
             format!(
                 "{hv:?} is not a known monitor (known: {}){}",
                 monitor::KNOWN.join(", "),
-                base64_hint(hv)
+                md.base64_hint(KEY_HYPERVISOR, hv)
             ),
         )
         .into());
@@ -153,16 +158,16 @@ pub fn prepare(
     let bin = md.binary.as_deref().ok_or_else(|| {
         MetadataError::invalid(KEY_BINARY, "missing (the kernel's path in the rootfs)")
     })?;
-    let kernel = resolve_file(rootfs, KEY_BINARY, bin)?;
+    let kernel = resolve_file(rootfs, md, KEY_BINARY, bin)?;
     let initrd = md
         .initrd
         .as_deref()
-        .map(|v| resolve_file(rootfs, KEY_INITRD, v))
+        .map(|v| resolve_file(rootfs, md, KEY_INITRD, v))
         .transpose()?;
     let mut block = md
         .block
         .as_deref()
-        .map(|v| resolve_file(rootfs, KEY_BLOCK, v))
+        .map(|v| resolve_file(rootfs, md, KEY_BLOCK, v))
         .transpose()?;
     let block_rootfs = if md.use_dm_block {
         if md.block.is_some() {
@@ -390,6 +395,25 @@ pub struct LaunchPlan {
 }
 
 impl Unikernel {
+    /// `useDMBlock`: hands the block device behind the rootfs to the guest
+    /// ([`storage::hand_over`]) and points the rootfs, kernel and initrd at
+    /// the copies kept in `state_dir`. Nothing to do without one.
+    pub fn hand_over_block(&mut self, state_dir: &Path) -> crate::error::Result<()> {
+        let Some(b) = &self.block_rootfs else {
+            return Ok(());
+        };
+        let files = storage::BootFiles {
+            rootfs: self.rootfs.clone(),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+        };
+        let kept = storage::hand_over(b, &files, state_dir)?;
+        self.rootfs = kept.rootfs;
+        self.kernel = kept.kernel;
+        self.initrd = kept.initrd;
+        Ok(())
+    }
+
     fn in_view(&self, view: &View, host: &Path) -> PathBuf {
         match view {
             View::Host => host.to_path_buf(),
