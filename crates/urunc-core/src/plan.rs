@@ -32,6 +32,8 @@ pub struct Unikernel {
     pub initrd: Option<PathBuf>,
     pub block: Option<PathBuf>,
     pub block_mount_point: Option<String>,
+    /// The disk is given read-only: the spec's `root.readonly` is set.
+    pub block_readonly: bool,
     pub version: Option<String>,
     /// Application command line.
     pub app: Vec<String>,
@@ -184,14 +186,39 @@ pub fn prepare(
     } else {
         None
     };
-    if let (true, Some(disk)) = (guest.needs().ext2_disk_only, &block) {
-        storage::check_ext2(disk).map_err(|e| PlanError::Guest {
+    // Only a block-backed rootfs is checked: a disk image may hold any
+    // file system the guest reads (see GuestNeeds::ext2_block_rootfs).
+    if let (true, Some(b)) = (guest.needs().ext2_block_rootfs, &block_rootfs) {
+        storage::check_ext2(&b.device).map_err(|e| PlanError::Guest {
             guest: ty.into(),
             problem: format!(
-                "it reads only ext2 disks, and its disk {} {e}",
-                disk.display()
+                "{KEY_USE_DM_BLOCK}: it mounts its rootfs device as ext2, and {} {e}",
+                b.device.display()
             ),
         })?;
+    }
+    // A read-only rootfs (root.readonly, Kubernetes readOnlyRootFilesystem)
+    // makes its disk read-only too: given so where the monitor can, else
+    // refused here rather than failing after `start`.
+    let block_readonly = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+        && block.is_some();
+    if let (true, Some(disk)) = (block_readonly && !mon.read_only_disks(), &block) {
+        let key = if block_rootfs.is_some() {
+            KEY_USE_DM_BLOCK
+        } else {
+            KEY_BLOCK
+        };
+        return Err(PlanError::Monitor {
+            monitor: hv.into(),
+            problem: format!(
+                "root.readonly is set (readOnlyRootFilesystem), so the disk {} ({key}) must be read-only, but {hv} opens disks read-write only (solo5 v0.9.0 tenders/common/block_attach.c); set root.readonly to false or give no disk",
+                disk.display()
+            ),
+        });
     }
     // The monitor says what is wrong with the file; the key and the path
     // are added here, once for every monitor.
@@ -272,6 +299,7 @@ pub fn prepare(
         initrd,
         block,
         block_mount_point: md.blk_mnt_point.clone(),
+        block_readonly,
         version: md.version.clone(),
         app,
         env,
@@ -496,6 +524,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
     });
     let block = disk.map(|_| GuestBlock {
         mount_point: u.block_mount_point.clone(),
+        readonly: u.block_readonly,
     });
     let guest_shares: Vec<GuestShare> = u
         .shares
@@ -553,6 +582,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         binary: &u.monitor_binary,
         kernel: &kernel,
         initrd: initrd.as_deref(),
+        block_readonly: u.block_readonly,
         block: blk.as_deref(),
         shares: &monitor_shares,
         guest_words: &words,

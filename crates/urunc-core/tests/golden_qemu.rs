@@ -19,6 +19,7 @@ fn unikernel(guest_name: &str) -> Unikernel {
         initrd: None,
         block: None,
         block_mount_point: None,
+        block_readonly: false,
         version: None,
         app: vec!["app".into(), "arg one".into(), "-x".into()],
         env: vec!["K=V".into()],

@@ -24,6 +24,7 @@ fn unikernel(mon: &str, app: &[&str]) -> Unikernel {
         initrd: None,
         block: None,
         block_mount_point: None,
+        block_readonly: false,
         version: None,
         app: app.iter().map(|s| s.to_string()).collect(),
         env: vec!["PATH=/bin".into(), "MSG=hello world".into()],
@@ -199,4 +200,35 @@ fn firecracker_separator_survives_odd_double_quotes_before_it() {
         firecracker_delivers(got, &[MMIO]),
         format!(r#"httpreply env.vars=[ 'JSON={{"k":"v"}}x"' ] \" {MMIO} -- extra-arg"#)
     );
+}
+
+#[test]
+fn read_only_root_gives_the_disk_read_only() {
+    let view = View::Host;
+    for mon in ["qemu", "clh", "firecracker"] {
+        let mut u = unikernel(mon, ONE);
+        u.block = Some("/bundle/rootfs/disk.img".into());
+        u.block_readonly = true;
+        let cmd = plan(&u, &view, None).unwrap().command;
+        match mon {
+            "qemu" => assert!(
+                cmd.argv
+                    .iter()
+                    .any(|a| a.ends_with("file=/bundle/rootfs/disk.img,readonly=on")),
+                "{:?}",
+                cmd.argv
+            ),
+            "clh" => assert!(
+                cmd.argv
+                    .iter()
+                    .any(|a| a == "path=/bundle/rootfs/disk.img,readonly=on"),
+                "{:?}",
+                cmd.argv
+            ),
+            _ => {
+                let v: serde_json::Value = serde_json::from_slice(&cmd.files[0].1).unwrap();
+                assert_eq!(v["drives"][0]["is_read_only"], true, "{v}");
+            }
+        }
+    }
 }

@@ -15,8 +15,7 @@ impl Guest for Rumprun {
 
     fn needs(&self) -> GuestNeeds {
         GuestNeeds {
-            // NetBSD's ext2fs driver in Rumprun reads ext2 only.
-            ext2_disk_only: true,
+            ext2_block_rootfs: true,
             ..GuestNeeds::default()
         }
     }
@@ -73,6 +72,7 @@ mod tests {
         };
         let b = GuestBlock {
             mount_point: Some("/mnt".into()),
+            readonly: false,
         };
         let a = GuestArgs {
             app: &app,
@@ -124,6 +124,6 @@ mod tests {
         .unwrap();
         assert_eq!(v["net"]["mask"], "24");
         assert!(v["net"].get("gw").is_none());
-        assert!(Rumprun.needs().ext2_disk_only);
+        assert!(Rumprun.needs().ext2_block_rootfs);
     }
 }

@@ -162,7 +162,7 @@ pub fn config(r: &MonitorRequest) -> Result<FcConfig, String> {
                     drive_id: "rootfs".into(),
                     path_on_host: utf8("disk", b)?.to_string(),
                     is_root_device: true,
-                    is_read_only: false,
+                    is_read_only: r.block_readonly,
                 })
             })
             .transpose()?
@@ -433,6 +433,7 @@ mod tests {
             binary: Path::new("/fc"),
             kernel: Path::new("/k"),
             initrd: None,
+            block_readonly: false,
             block: None,
             shares: &[],
             guest_words: &words,

@@ -7,6 +7,11 @@
 //! given (the tender refuses to start otherwise) and no undeclared one may
 //! be (the tender refuses that too); [`crate::plan::plan`] already leaves
 //! out a network or disk the kernel does not declare.
+//!
+//! Disks: the tenders open them read-write and have no read-only option
+//! (solo5 v0.9.0 `tenders/common/block_attach.c`, `open(path, O_RDWR)`),
+//! so a disk inside a read-only rootfs cannot be given; `create` refuses
+//! it (see [`super::Monitor::read_only_disks`]).
 
 use super::solo5_manifest::{self, Device, DeviceKind, Manifest, Target};
 use super::{format_mac, MonitorCommand, MonitorRequest};
@@ -135,6 +140,7 @@ pub(super) mod tests {
         };
         let blk = GuestBlock {
             mount_point: Some("/data".into()),
+            readonly: false,
         };
         let app = vec!["hello".to_string(), "two words".into()];
         let g = guest::lookup(c.guest).unwrap();
@@ -161,6 +167,7 @@ pub(super) mod tests {
             binary: &binary,
             kernel: Path::new("/rootfs/unikernel/app"),
             initrd: None,
+            block_readonly: false,
             block: c.block.then_some(disk.as_path()),
             shares: &[],
             guest_words: &words,
