@@ -183,9 +183,9 @@ pub(super) mod tests {
         lookup(c.monitor).unwrap().command(&req)
     }
 
-    const RUMP_NET: &str = r#"{"cmdline":"hello two words","net":{"addr":"10.0.0.2","cloner":"True","gw":"10.0.0.1","if":"ukvmif0","mask":"24","method":"static","type":"inet"}}"#;
-    const RUMP_BLK: &str = r#"{"blk":{"fstype":"blk","mountpoint":"/data","path":"/dev/ld0a","source":"etfs"},"cmdline":"hello two words"}"#;
-    const RUMP_NONE: &str = r#"{"cmdline":"hello two words"}"#;
+    const RUMP_NET: &str = r#"{"cmdline":"hello 'two words'","net":{"addr":"10.0.0.2","cloner":"True","gw":"10.0.0.1","if":"ukvmif0","mask":"24","method":"static","type":"inet"}}"#;
+    const RUMP_BLK: &str = r#"{"blk":{"fstype":"blk","mountpoint":"/data","path":"/dev/ld0a","source":"etfs"},"cmdline":"hello 'two words'"}"#;
+    const RUMP_NONE: &str = r#"{"cmdline":"hello 'two words'"}"#;
 
     /// Rumprun's word is a JSON object: compared as JSON, so that key order
     /// (which depends on serde_json's features) does not matter.
