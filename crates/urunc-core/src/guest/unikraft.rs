@@ -19,10 +19,14 @@
 //!   60, `lib/ukboot/Config.uk`) words are kept, the rest dropped.
 //! - `plat/kvm/x86/setup.c` hands the whole line to `ukplat_entry_argp`
 //!   (`lib/ukboot/boot.c`) with no separate program name, so argv[0] is the
-//!   first word: under QEMU's multiboot loader that is the kernel's path
-//!   (QEMU writes `<kernel path> <-append>`); under Firecracker
-//!   (`plat/kvm/x86/lxboot.c`) and Cloud Hypervisor it is our first word,
-//!   the program name.
+//!   first word. x86 images boot by multiboot on QEMU and by the Linux
+//!   64-bit boot protocol (`plat/kvm/x86/lxboot.c`) on Firecracker
+//!   (`plat/kvm/Config.uk`); QEMU's multiboot loader writes `<kernel path>
+//!   <-append>`, so there argv[0] is the kernel's path and our first word
+//!   is read as a parameter word; on Firecracker argv[0] is our first
+//!   word, the program name. Unikraft 0.17 has no boot protocol for Cloud
+//!   Hypervisor (PVH); an image that boots there gets our line as it is,
+//!   argv[0] being our first word too.
 //! - `lib/ukboot/boot.c` (`ukplat_entry`) runs `uk_libparam_parse` over
 //!   argv[1..] first as a scan: it returns the index `rc` of the first `--`
 //!   word, or the word count when there is none. **Only if `0 < rc <
@@ -54,7 +58,10 @@
 //!   `netdev.ipv4_gw_addr`, `netdev.ipv4_subnet_mask` (0.16.0), and
 //!   `lib/vfscore/rootfs.c` `vfs.rootfs`/`vfs.rootdev` (up to 0.13).
 //!   The older parser (`lib/uklibparam/param.c`, up to 0.12) also splits
-//!   at the first `--` (and applies nothing without one).
+//!   at the first `--` (and applies nothing without one). Note: urunc's
+//!   older form writes `vfs.rootfs=initrd` for every version before
+//!   0.16.1, but 0.14 to 0.16.0 register `vfs.fstab` and no `vfs.rootfs`,
+//!   so there that word is an unknown parameter (left as it was).
 //!
 //! # What urunc writes
 //!
