@@ -701,3 +701,40 @@ fn rumprun_gets_an_ext4_disk_image_and_its_blk_config() {
         );
     }
 }
+
+#[test]
+fn rumprun_net_config_is_one_that_rumprun_applies() {
+    let target = "spt";
+    let test = "rumprun_net_config_is_one_that_rumprun_applies";
+    if !need_root(test) || !need_bin(test, "solo5-spt") || !need_bin(test, "ip") {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let Some(k) = rumpparse_unikernel(test, build.path(), &format!("rumpparse-net.{target}"))
+    else {
+        return;
+    };
+    let (pod, _peer) = pod_with_peer();
+    let env = Env::new("");
+    let mut b = solo5_bundle(&k, "rumprun", target, &["/app", "-v"]);
+    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+        }
+    }
+    let (code, out) = run_to_exit(&env, &b.write(), "rump-net");
+    println!("{}", marker_lines(&out, "URUNC-RUMP").join("\n"));
+    assert_eq!(code, 0, "{out}");
+    // One static inet config on the interface Solo5's Rumprun creates
+    // (cloner), the gateway on-link.
+    assert_eq!(
+        marker_lines(&out, "URUNC-RUMP net:"),
+        ["URUNC-RUMP net: if=ukvmif0 cloner=True type=inet method=static addr=10.0.0.2 mask=24 gw=10.0.0.1"],
+        "{out}"
+    );
+    assert_eq!(
+        marker_lines(&out, "URUNC-RUMP argv["),
+        ["URUNC-RUMP argv[0]: /app", "URUNC-RUMP argv[1]: -v"],
+        "{out}"
+    );
+}
