@@ -6,6 +6,7 @@
 
 use crate::compat;
 use crate::config::{Config, MonitorConfig};
+use crate::disk;
 use crate::error::{MetadataError, PlanError};
 use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet, GuestShare};
 use crate::metadata::{self, Metadata};
@@ -186,40 +187,7 @@ pub fn prepare(
     } else {
         None
     };
-    // Only a block-backed rootfs is checked: a disk image may hold any
-    // file system the guest reads (see GuestNeeds::ext2_block_rootfs).
-    if let (true, Some(b)) = (guest.needs().ext2_block_rootfs, &block_rootfs) {
-        storage::check_ext2(&b.device).map_err(|e| PlanError::Guest {
-            guest: ty.into(),
-            problem: format!(
-                "{KEY_USE_DM_BLOCK}: it mounts its rootfs device as ext2, and {} {e}",
-                b.device.display()
-            ),
-        })?;
-    }
-    // A read-only rootfs (root.readonly, Kubernetes readOnlyRootFilesystem)
-    // makes its disk read-only too: given so where the monitor can, else
-    // refused here rather than failing after `start`.
-    let block_readonly = spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-        && block.is_some();
-    if let (true, Some(disk)) = (block_readonly && !mon.read_only_disks(), &block) {
-        let key = if block_rootfs.is_some() {
-            KEY_USE_DM_BLOCK
-        } else {
-            KEY_BLOCK
-        };
-        return Err(PlanError::Monitor {
-            monitor: hv.into(),
-            problem: format!(
-                "root.readonly is set (readOnlyRootFilesystem), so the disk {} ({key}) must be read-only, but {hv} opens disks read-write only (solo5 v0.9.0 tenders/common/block_attach.c); set root.readonly to false or give no disk",
-                disk.display()
-            ),
-        });
-    }
+    let block_readonly = disk::check(spec, guest, mon, block.as_deref(), block_rootfs.as_ref())?;
     // The monitor says what is wrong with the file; the key and the path
     // are added here, once for every monitor.
     let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
