@@ -7,6 +7,7 @@
 pub mod cgroups;
 pub mod compat;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod guest;
 pub mod hooks;

@@ -48,6 +48,9 @@ pub struct Metadata {
     pub blk_mnt_point: Option<String>,
     pub use_dm_block: bool,
     pub mount_rootfs: bool,
+    /// Keys whose value was decoded from base64 (the others were read as
+    /// plain text), for [`Metadata::base64_hint`].
+    pub decoded: Vec<String>,
 }
 
 /// Where the metadata was found (for messages).
@@ -94,6 +97,9 @@ impl Metadata {
                 continue;
             }
             let v = decode_value(raw);
+            if v != raw {
+                m.decoded.push(k.to_string());
+            }
             let slot = match k {
                 KEY_TYPE => &mut m.unikernel_type,
                 KEY_HYPERVISOR => &mut m.hypervisor,
@@ -173,17 +179,43 @@ impl Metadata {
     }
 }
 
-/// A hint appended to validation errors for values that look like broken
-/// base64 (so a user knows why the value was taken as plain text).
-pub fn base64_hint(raw: &str) -> &'static str {
-    let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    if raw.len() >= 4
-        && raw.chars().all(alphabet)
-        && (raw.ends_with('=') || !raw.len().is_multiple_of(4))
-    {
-        " (the value looks like base64 but is not valid padded standard base64, so it was read as plain text)"
-    } else {
-        ""
+/// A hint appended to validation errors for a value that was read as plain
+/// text although it nearly is base64: it decodes to text once padding and
+/// trailing bits are not insisted on (e.g. `dW5pa3JhZn`, "unikraft" with
+/// its end cut off). Empty otherwise, so that it only appears when true.
+pub fn base64_hint(raw: &str) -> String {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    if decode_value(raw) != raw || raw.len() < 4 {
+        return String::new();
+    }
+    let lenient = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    for alphabet in [&base64::alphabet::STANDARD, &base64::alphabet::URL_SAFE] {
+        let engine = GeneralPurpose::new(alphabet, lenient);
+        let Ok(bytes) = base64::Engine::decode(&engine, raw) else {
+            continue;
+        };
+        if let Ok(text) = String::from_utf8(bytes) {
+            if !text.is_empty() && !text.chars().any(char::is_control) {
+                return format!(
+                    " (the value looks like base64 of {text:?} but is not valid padded standard base64, so it was read as plain text)"
+                );
+            }
+        }
+    }
+    String::new()
+}
+
+impl Metadata {
+    /// [`base64_hint`] for the value of `key`: empty when that value was
+    /// decoded from base64.
+    pub fn base64_hint(&self, key: &str, value: &str) -> String {
+        if self.decoded.iter().any(|k| k == key) {
+            String::new()
+        } else {
+            base64_hint(value)
+        }
     }
 }
 
@@ -284,7 +316,23 @@ mod tests {
 
     #[test]
     fn hint_for_broken_base64() {
-        assert!(!base64_hint("dW5pa3JhZn").is_empty());
-        assert!(base64_hint("qemu").is_empty());
+        assert!(base64_hint("dW5pa3JhZn").contains(r#"base64 of "unikraf""#));
+        assert!(base64_hint("dW5pa3JhZnQ").contains(r#"base64 of "unikraft""#));
+        for plain in [
+            "qemu",
+            "hvt",
+            "/unikernel/kernel",
+            "/boot/kernel",
+            "unikraft",
+            "0.16.1",
+        ] {
+            assert_eq!(base64_hint(plain), "", "{plain}");
+        }
+        // A value that was decoded gets no hint, whatever it decoded to.
+        let m = Metadata::from_map([(KEY_BINARY, b64("/unikernel/kernel").as_str())]).unwrap();
+        assert_eq!(m.binary.as_deref(), Some("/unikernel/kernel"));
+        assert_eq!(m.base64_hint(KEY_BINARY, "/unikernel/kernel"), "");
+        let m = Metadata::from_map([(KEY_BINARY, "dW5pa3JhZn")]).unwrap();
+        assert_ne!(m.base64_hint(KEY_BINARY, "dW5pa3JhZn"), "");
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::compat;
 use crate::config::{Config, MonitorConfig};
+use crate::disk;
 use crate::error::{MetadataError, PlanError};
 use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet, GuestShare};
 use crate::metadata::{self, Metadata};
@@ -32,6 +33,8 @@ pub struct Unikernel {
     pub initrd: Option<PathBuf>,
     pub block: Option<PathBuf>,
     pub block_mount_point: Option<String>,
+    /// The disk is given read-only: the spec's `root.readonly` is set.
+    pub block_readonly: bool,
     pub version: Option<String>,
     /// Application command line.
     pub app: Vec<String>,
@@ -67,7 +70,12 @@ impl std::fmt::Debug for Unikernel {
     }
 }
 
-fn resolve_file(rootfs: &Path, key: &str, value: &str) -> Result<PathBuf, MetadataError> {
+fn resolve_file(
+    rootfs: &Path,
+    md: &Metadata,
+    key: &str,
+    value: &str,
+) -> Result<PathBuf, MetadataError> {
     let p = resolve_in_root(rootfs, value).map_err(|e| MetadataError::invalid(key, e))?;
     match std::fs::metadata(&p) {
         Ok(m) if m.is_file() => Ok(p),
@@ -79,7 +87,7 @@ fn resolve_file(rootfs: &Path, key: &str, value: &str) -> Result<PathBuf, Metada
             key,
             format!(
                 "{value:?} does not exist in the rootfs{}",
-                metadata::base64_hint(value)
+                md.base64_hint(key, value)
             ),
         )),
     }
@@ -103,7 +111,7 @@ pub fn prepare(
             format!(
                 "{ty:?} is not a known framework (known: {}){}",
                 guest::names().join(", "),
-                base64_hint(ty)
+                md.base64_hint(KEY_TYPE, ty)
             ),
         )
     })?;
@@ -118,7 +126,7 @@ pub fn prepare(
             format!(
                 "{hv:?} is not a known monitor (known: {}){}",
                 monitor::KNOWN.join(", "),
-                base64_hint(hv)
+                md.base64_hint(KEY_HYPERVISOR, hv)
             ),
         )
         .into());
@@ -153,16 +161,16 @@ pub fn prepare(
     let bin = md.binary.as_deref().ok_or_else(|| {
         MetadataError::invalid(KEY_BINARY, "missing (the kernel's path in the rootfs)")
     })?;
-    let kernel = resolve_file(rootfs, KEY_BINARY, bin)?;
+    let kernel = resolve_file(rootfs, md, KEY_BINARY, bin)?;
     let initrd = md
         .initrd
         .as_deref()
-        .map(|v| resolve_file(rootfs, KEY_INITRD, v))
+        .map(|v| resolve_file(rootfs, md, KEY_INITRD, v))
         .transpose()?;
     let mut block = md
         .block
         .as_deref()
-        .map(|v| resolve_file(rootfs, KEY_BLOCK, v))
+        .map(|v| resolve_file(rootfs, md, KEY_BLOCK, v))
         .transpose()?;
     let block_rootfs = if md.use_dm_block {
         if md.block.is_some() {
@@ -179,15 +187,7 @@ pub fn prepare(
     } else {
         None
     };
-    if let (true, Some(disk)) = (guest.needs().ext2_disk_only, &block) {
-        storage::check_ext2(disk).map_err(|e| PlanError::Guest {
-            guest: ty.into(),
-            problem: format!(
-                "it reads only ext2 disks, and its disk {} {e}",
-                disk.display()
-            ),
-        })?;
-    }
+    let block_readonly = disk::check(spec, guest, mon, block.as_deref(), block_rootfs.as_ref())?;
     // The monitor says what is wrong with the file; the key and the path
     // are added here, once for every monitor.
     let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
@@ -267,6 +267,7 @@ pub fn prepare(
         initrd,
         block,
         block_mount_point: md.blk_mnt_point.clone(),
+        block_readonly,
         version: md.version.clone(),
         app,
         env,
@@ -390,6 +391,25 @@ pub struct LaunchPlan {
 }
 
 impl Unikernel {
+    /// `useDMBlock`: hands the block device behind the rootfs to the guest
+    /// ([`storage::hand_over`]) and points the rootfs, kernel and initrd at
+    /// the copies kept in `state_dir`. Nothing to do without one.
+    pub fn hand_over_block(&mut self, state_dir: &Path) -> crate::error::Result<()> {
+        let Some(b) = &self.block_rootfs else {
+            return Ok(());
+        };
+        let files = storage::BootFiles {
+            rootfs: self.rootfs.clone(),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+        };
+        let kept = storage::hand_over(b, &files, state_dir)?;
+        self.rootfs = kept.rootfs;
+        self.kernel = kept.kernel;
+        self.initrd = kept.initrd;
+        Ok(())
+    }
+
     fn in_view(&self, view: &View, host: &Path) -> PathBuf {
         match view {
             View::Host => host.to_path_buf(),
@@ -472,6 +492,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
     });
     let block = disk.map(|_| GuestBlock {
         mount_point: u.block_mount_point.clone(),
+        readonly: u.block_readonly,
     });
     let guest_shares: Vec<GuestShare> = u
         .shares
@@ -529,6 +550,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         binary: &u.monitor_binary,
         kernel: &kernel,
         initrd: initrd.as_deref(),
+        block_readonly: u.block_readonly,
         block: blk.as_deref(),
         shares: &monitor_shares,
         guest_words: &words,

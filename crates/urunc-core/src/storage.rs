@@ -277,28 +277,37 @@ fn keep(from: &Path, to: &Path, host: &Path) -> Result<PathBuf> {
     Ok(dst)
 }
 
-/// Hands the block device behind the rootfs over to the guest (see the
-/// module documentation); re-points the unikernel's rootfs, kernel and
-/// initrd at the copies kept in `state_dir`.
-pub fn hand_over(u: &mut crate::plan::Unikernel, state_dir: &Path) -> Result<()> {
-    let Some(b) = u.block_rootfs.clone() else {
-        return Ok(());
-    };
+/// Files of the rootfs the monitor still needs once the block device
+/// behind it is handed over: host paths, before and after [`hand_over`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFiles {
+    pub rootfs: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+}
+
+/// Hands the block device `b` behind the rootfs over to the guest (see the
+/// module documentation): keeps the kernel and initrd (and the metadata
+/// file and `etc/resolv.conf`) aside in `state_dir`, unmounts the rootfs,
+/// and returns where the kept copies are. This module knows nothing of the
+/// plan (`plan.rs` depends on it, not the reverse):
+/// `Unikernel::hand_over_block` calls it.
+pub fn hand_over(b: &BlockRootfs, files: &BootFiles, state_dir: &Path) -> Result<BootFiles> {
     let kept = state_dir.join(KEPT_DIR);
     std::fs::create_dir_all(&kept).ctx(|| format!("creating {}", kept.display()))?;
-    let kernel = keep(&u.rootfs, &kept, &u.kernel)?;
-    let initrd = u
+    let kernel = keep(&files.rootfs, &kept, &files.kernel)?;
+    let initrd = files
         .initrd
         .as_ref()
-        .map(|i| keep(&u.rootfs, &kept, i))
+        .map(|i| keep(&files.rootfs, &kept, i))
         .transpose()?;
     for extra in [crate::metadata::FILE_NAME, "etc/resolv.conf"] {
-        let p = u.rootfs.join(extra);
+        let p = files.rootfs.join(extra);
         if p.is_file() && !p.is_symlink() {
-            keep(&u.rootfs, &kept, &p)?;
+            keep(&files.rootfs, &kept, &p)?;
         }
     }
-    let rec = serde_json::to_vec_pretty(&b).map_err(|e| Error::msg(e.to_string()))?;
+    let rec = serde_json::to_vec_pretty(b).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(record_path(state_dir), rec)
         .ctx(|| format!("writing {}", record_path(state_dir).display()))?;
     umount2(&b.mountpoint, MntFlags::empty()).map_err(|e| {
@@ -326,10 +335,11 @@ pub fn hand_over(u: &mut crate::plan::Unikernel, state_dir: &Path) -> Result<()>
             b.mountpoint.display()
         )));
     }
-    u.rootfs = kept;
-    u.kernel = kernel;
-    u.initrd = initrd;
-    Ok(())
+    Ok(BootFiles {
+        rootfs: kept,
+        kernel,
+        initrd,
+    })
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -19,6 +19,7 @@ fn unikernel(guest_name: &str) -> Unikernel {
         initrd: None,
         block: None,
         block_mount_point: None,
+        block_readonly: false,
         version: None,
         app: vec!["app".into(), "arg one".into(), "-x".into()],
         env: vec!["K=V".into()],
@@ -123,7 +124,10 @@ fn unikraft_no_net_legacy_version() {
                 "-nic",
                 "none",
                 "-append",
-                "app -- 'arg one' -x"
+                // No parameter: the word `urunc` keeps `--` from being
+                // the first word after argv[0] (uklibparam applies
+                // nothing then and leaves `--` in argv).
+                "app urunc -- 'arg one' -x"
             ]
         ])
     );

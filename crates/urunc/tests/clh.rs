@@ -154,7 +154,7 @@ fn clhkernel_via_run_with_the_alias_and_without_seccomp() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         marker_lines(&out, "URUNC-CLHKERNEL cmdline:"),
-        ["URUNC-CLHKERNEL cmdline: hello -- world"],
+        ["URUNC-CLHKERNEL cmdline: hello urunc -- world"],
         "{}",
         text(&o)
     );

@@ -120,6 +120,39 @@ fn malformed_base64_in_urunc_json_is_explained() {
 }
 
 #[test]
+fn base64_hint_only_when_the_value_was_read_as_text() {
+    if !need_qemu("base64_hint_only_when_the_value_was_read_as_text") {
+        return;
+    }
+    let env = Env::new(TINY_CONFIG);
+    let mut b = Bundle::new();
+    b.add_file(&fixtures().join("testkernel.elf"), "/unikernel/kernel");
+    // Valid base64 of "/unikernel/missing": decoded, so no hint.
+    b.unikernel("unikraft", "qemu", "L3VuaWtlcm5lbC9taXNzaW5n");
+    let err = env.create_fails(&b, "b64ok");
+    assert!(
+        err.contains(r#""/unikernel/missing" does not exist in the rootfs"#)
+            && !err.contains("base64"),
+        "{err}"
+    );
+    // The same with its last character cut off: read as text, and the
+    // hint says what it nearly decodes to.
+    b.unikernel("unikraft", "qemu", "L3VuaWtlcm5lbC9taXNzaW5");
+    let err = env.create_fails(&b, "b64cut");
+    assert!(
+        err.contains(r#"looks like base64 of "/unikernel/missin""#),
+        "{err}"
+    );
+    // A plain path gets none.
+    b.unikernel("unikraft", "qemu", "/unikernel/missing");
+    let err = env.create_fails(&b, "b64plain");
+    assert!(
+        err.contains("does not exist in the rootfs") && !err.contains("base64"),
+        "{err}"
+    );
+}
+
+#[test]
 fn broken_bundle_and_config_and_missing_monitor() {
     if !need_qemu("broken_bundle_and_config_and_missing_monitor") {
         return;

@@ -181,9 +181,9 @@ fn without_a_mount_namespace_the_config_is_in_the_state_dir() {
         env.out("fc-host")
     );
     assert!(
-        env.out("fc-host")
-            .lines()
-            .any(|l| l.trim_end().ends_with("URUNC-FCKERNEL cmdline: app")),
+        env.out("fc-host").lines().any(|l| l
+            .trim_end()
+            .ends_with("URUNC-FCKERNEL cmdline: app urunc -- ''")),
         "{}",
         env.out("fc-host")
     );
@@ -212,7 +212,7 @@ fn fckernel_via_run_without_seccomp() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         marker_lines(&out, "URUNC-FCKERNEL cmdline:"),
-        ["URUNC-FCKERNEL cmdline: hello -- world"],
+        ["URUNC-FCKERNEL cmdline: hello urunc -- world"],
         "{}",
         text(&o)
     );
@@ -291,6 +291,23 @@ fn nic_is_attached_inside_the_pod_netns() {
     assert!(
         lines[0].contains("virtio_mmio.device=4K@0xd0000000:5"),
         "no NIC attached: {out}"
+    );
+    // ... and what a Unikraft kernel understands of it: Firecracker's
+    // device and our IP among the parameters, no stray arguments.
+    assert_eq!(
+        marker_lines(&out, "URUNC-UK virtio_mmio"),
+        ["URUNC-UK virtio_mmio[0]: size=4K base=0xd0000000 irq=5"],
+        "{out}"
+    );
+    let net = marker_lines(&out, "URUNC-UK net0:");
+    assert!(
+        net.len() == 1 && net[0].starts_with("URUNC-UK net0: ip=10.211.0.2/24 gw=10.211.0.1 "),
+        "{out}"
+    );
+    assert_eq!(
+        marker_lines(&out, "URUNC-UK arg"),
+        ["URUNC-UK argc: 1", "URUNC-UK argv[0]: hang"],
+        "{out}"
     );
     // The tap lives in the pod's namespace, never in the host's.
     assert!(

@@ -62,9 +62,22 @@ fn linux_guest_gets_args_env_and_no_network() {
 
 #[test]
 fn linux_guest_reads_a_disk_image_from_the_rootfs() {
-    if !need_qemu("linux_guest_reads_a_disk_image_from_the_rootfs")
-        || !need_bin("linux_guest_reads_a_disk_image_from_the_rootfs", "mke2fs")
-    {
+    disk_image_from_the_rootfs("linux_guest_reads_a_disk_image_from_the_rootfs", false);
+}
+
+/// root.readonly (readOnlyRootFilesystem): the image sits on a read-only
+/// mount, so QEMU gets it with readonly=on (read-write it would fail to
+/// open it, after `start`) and the kernel is told `ro`.
+#[test]
+fn linux_guest_reads_a_disk_image_from_a_read_only_rootfs() {
+    disk_image_from_the_rootfs(
+        "linux_guest_reads_a_disk_image_from_a_read_only_rootfs",
+        true,
+    );
+}
+
+fn disk_image_from_the_rootfs(test: &str, readonly: bool) {
+    if !need_qemu(test) || !need_bin(test, "mke2fs") {
         return;
     }
     subreaper();
@@ -79,6 +92,7 @@ fn linux_guest_reads_a_disk_image_from_the_rootfs() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     b.annotate("com.urunc.unikernel.block", "/disk.img");
+    b.spec["root"]["readonly"] = serde_json::json!(readonly);
     let pid = env.create(&b.write(), "disk1", &[]);
     env.ok(&["start", "disk1"]);
     assert_eq!(
@@ -93,5 +107,11 @@ fn linux_guest_reads_a_disk_image_from_the_rootfs() {
         "{}",
         env.out("disk1")
     );
+    let root = if readonly {
+        "root=/dev/vda ro"
+    } else {
+        "root=/dev/vda rw"
+    };
+    assert!(env.out("disk1").contains(root), "{}", env.out("disk1"));
     env.ok(&["delete", "disk1"]);
 }

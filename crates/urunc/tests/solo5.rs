@@ -595,3 +595,146 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Builds tests/fixtures/rumpparse (Rumprun's configuration rules in a
+/// Solo5 unikernel) into `dir`; None (after printing SKIP) without a Solo5
+/// toolchain.
+fn rumpparse_unikernel(test: &str, dir: &Path, name: &str) -> Option<PathBuf> {
+    let o = std::process::Command::new("bash")
+        .arg(repo_root().join("tests/fixtures/rumpparse/build.sh"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(3) {
+        println!(
+            "SKIP: {test}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+        return None;
+    }
+    assert!(o.status.success(), "rumpparse/build.sh: {}", text(&o));
+    Some(dir.join(name))
+}
+
+#[test]
+fn rumprun_reads_argv_with_spaces_quotes_and_empty_words() {
+    for target in ["hvt", "spt"] {
+        let test = format!("rumprun_reads_argv_with_spaces_quotes_and_empty_words_{target}");
+        if !need_root(&test) || !need_bin(&test, &format!("solo5-{target}")) {
+            continue;
+        }
+        if target == "hvt" && !Path::new("/dev/kvm").exists() {
+            println!("SKIP: {test}: no /dev/kvm");
+            continue;
+        }
+        let env = Env::new("");
+        let Some(k) = rumpparse_unikernel(&test, env.dir.path(), &format!("rumpparse.{target}"))
+        else {
+            continue;
+        };
+        let args = ["/hello", "two words", "", r#"a"b\c"#, "-x"];
+        let b = solo5_bundle(&k, "rumprun", target, &args);
+        let id = format!("rump-argv-{target}");
+        let (code, out) = run_to_exit(&env, &b.write(), &id);
+        println!("{}", marker_lines(&out, "URUNC-RUMP").join("\n"));
+        assert_eq!(code, 0, "{out}");
+        let argv: Vec<String> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("URUNC-RUMP argv[{i}]: {a}").trim_end().to_string())
+            .collect();
+        assert_eq!(marker_lines(&out, "URUNC-RUMP argv["), argv, "{out}");
+        assert_eq!(
+            marker_lines(&out, "URUNC-RUMP ok"),
+            ["URUNC-RUMP ok"],
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn rumprun_gets_an_ext4_disk_image_and_its_blk_config() {
+    for target in ["hvt", "spt"] {
+        let test = format!("rumprun_gets_an_ext4_disk_image_and_its_blk_config_{target}");
+        if !need_root(&test)
+            || !need_bin(&test, &format!("solo5-{target}"))
+            || !need_bin(&test, "mke2fs")
+        {
+            continue;
+        }
+        if target == "hvt" && !Path::new("/dev/kvm").exists() {
+            println!("SKIP: {test}: no /dev/kvm");
+            continue;
+        }
+        let env = Env::new("");
+        let Some(k) =
+            rumpparse_unikernel(&test, env.dir.path(), &format!("rumpparse-blk.{target}"))
+        else {
+            continue;
+        };
+        let img = env.dir.path().join("disk4.img");
+        let o = std::process::Command::new("bash")
+            .arg(repo_root().join("tests/fixtures/mkdisk.sh"))
+            .arg(&img)
+            .arg("hello.txt=ext4")
+            .env("FSTYPE", "ext4")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let size = std::fs::metadata(&img).unwrap().len();
+        let mut b = solo5_bundle(&k, "rumprun", target, &["/app"]);
+        b.add_file(&img, "/data/disk.img")
+            .annotate("com.urunc.unikernel.block", "/data/disk.img")
+            .annotate("com.urunc.unikernel.blkMntPoint", "/mnt/data");
+        let id = format!("rump-blk-{target}");
+        let (code, out) = run_to_exit(&env, &b.write(), &id);
+        println!("{}", marker_lines(&out, "URUNC-RUMP").join("\n"));
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            marker_lines(&out, "URUNC-RUMP blk"),
+            [
+                "URUNC-RUMP blk: source=etfs path=/dev/ld0a fstype=blk mountpoint=/mnt/data"
+                    .to_string(),
+                format!("URUNC-RUMP blkdev: rootfs {size} bytes"),
+            ],
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn rumprun_net_config_is_one_that_rumprun_applies() {
+    let target = "spt";
+    let test = "rumprun_net_config_is_one_that_rumprun_applies";
+    if !need_root(test) || !need_bin(test, "solo5-spt") || !need_bin(test, "ip") {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let Some(k) = rumpparse_unikernel(test, build.path(), &format!("rumpparse-net.{target}"))
+    else {
+        return;
+    };
+    let (pod, _peer) = pod_with_peer();
+    let env = Env::new("");
+    let mut b = solo5_bundle(&k, "rumprun", target, &["/app", "-v"]);
+    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+        }
+    }
+    let (code, out) = run_to_exit(&env, &b.write(), "rump-net");
+    println!("{}", marker_lines(&out, "URUNC-RUMP").join("\n"));
+    assert_eq!(code, 0, "{out}");
+    // One static inet config on the interface Solo5's Rumprun creates
+    // (cloner), the gateway on-link.
+    assert_eq!(
+        marker_lines(&out, "URUNC-RUMP net:"),
+        ["URUNC-RUMP net: if=ukvmif0 cloner=True type=inet method=static addr=10.0.0.2 mask=24 gw=10.0.0.1"],
+        "{out}"
+    );
+    assert_eq!(
+        marker_lines(&out, "URUNC-RUMP argv["),
+        ["URUNC-RUMP argv[0]: /app", "URUNC-RUMP argv[1]: -v"],
+        "{out}"
+    );
+}

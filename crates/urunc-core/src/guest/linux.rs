@@ -57,8 +57,11 @@ impl Guest for Linux {
                 ShareFs::VirtioFs => w.push("rootfstype=virtiofs".into()),
             }
             w.push(if r.readonly { "ro" } else { "rw" }.into());
-        } else if a.block.is_some() {
-            w.extend(["root=/dev/vda".into(), "rw".into()]);
+        } else if let Some(b) = a.block {
+            w.extend([
+                "root=/dev/vda".into(),
+                if b.readonly { "ro" } else { "rw" }.into(),
+            ]);
         } else if a.initrd {
             w.extend(["root=/dev/ram0".into(), "rw".into()]);
         }
@@ -165,7 +168,10 @@ mod tests {
     #[test]
     fn disk_on_firecracker_without_net() {
         let app = vec!["/sbin/init".to_string()];
-        let b = GuestBlock { mount_point: None };
+        let b = GuestBlock {
+            mount_point: None,
+            readonly: false,
+        };
         let a = GuestArgs {
             app: &app,
             env: &[],

@@ -1,5 +1,14 @@
 //! Mewz: `ip=<ip>/<prefix> gateway=<gw>`; the application is linked into
 //! the kernel, so there are no application arguments.
+//!
+//! Checked against mewz (mewz-project/mewz at c27f60a, `src/param.zig`
+//! `parseFromArgs`, called from `src/main.zig` with the multiboot command
+//! line): words split at single spaces, each `key=value`; `ip` is
+//! `<a.b.c.d>/<0..32>`, `gateway` a dotted quad (canonical, no leading
+//! zeros), other words (QEMU's leading kernel path) are skipped, and a
+//! malformed value panics the kernel. The network is enabled only when
+//! address, mask **and** gateway are all set (`isNetworkEnabled`), so a
+//! pod without a default route gets no network in Mewz.
 
 use super::{Guest, GuestArgs, GuestNeeds};
 

@@ -1,4 +1,14 @@
 //! MirageOS: `--ipv4=<ip>/<prefix> --ipv4-gateway=<gw> <args>`.
+//!
+//! Checked against mirage 4.11 (`lib_runtime/mirage_runtime_network.ml`):
+//! the network device's runtime arguments are Cmdliner options named
+//! `ipv4` (an `Ipaddr.V4.Prefix`, "address and netmask, e.g.
+//! 192.168.0.1/16") and `ipv4-gateway` (an `Ipaddr.V4` address), each
+//! prefixed with `<group>-` when the unikernel's network is in a named
+//! group (then these defaults do not reach it). Being Cmdliner options,
+//! they are given as `--ipv4=...`; an option the unikernel does not
+//! declare makes Cmdliner refuse the whole command line, so the
+//! application arguments must be options the unikernel knows.
 
 use super::{Guest, GuestArgs};
 

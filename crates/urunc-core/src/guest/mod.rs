@@ -36,6 +36,8 @@ pub fn prefix_to_mask(prefix: u8) -> Ipv4Addr {
 pub struct GuestBlock {
     /// Where the guest should mount it (`blkMntPoint`), if given.
     pub mount_point: Option<String>,
+    /// The monitor gives it read-only (`root.readonly` with a disk).
+    pub readonly: bool,
 }
 
 /// A directory the monitor shares with the guest by tag (9p or virtio-fs;
@@ -84,8 +86,12 @@ pub struct GuestNeeds {
     pub debug_exit: bool,
     /// virtio devices must be modern-only (no legacy interface).
     pub modern_virtio: bool,
-    /// Its disk must hold an ext2 file system (Rumprun).
-    pub ext2_disk_only: bool,
+    /// A block-backed rootfs handed to it (`useDMBlock`) must hold ext2:
+    /// the only one of Rumprun's disk file systems (`mount_blk` in
+    /// rumprun's lib/librumprun_base/config.c tries LFS, CD9660, FFS,
+    /// EXT2FS) that a Linux snapshotter makes. Disk images (`block`) are
+    /// not checked: they may hold any of the four.
+    pub ext2_block_rootfs: bool,
     /// It mounts directories shared by tag (9p, virtio-fs): `mountRootfs`
     /// and volumes are possible.
     pub shared_dirs: bool,

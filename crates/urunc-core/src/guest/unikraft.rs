@@ -1,16 +1,103 @@
-//! Unikraft. From 0.16.1 on: `<app> [env.vars=[ K=V ]] netdev.ip=<ip>/<prefix>:<gw>:<dns>
-//! [vfs.fstab=[ "initrd0:/:extract:::" ]] -- <args>`; before that, the
-//! `netdev.ipv4_*` parameters and `vfs.rootfs=initrd`.
+//! Unikraft. From 0.16.1 on: `<app> [env.vars=[ K=V ... ]]
+//! [netdev.ip=<ip>/<prefix>:<gw>:<dns>] [vfs.fstab=[ "initrd0:/:extract:::" ]]
+//! -- <args>`; before that, the `netdev.ipv4_*` parameters and
+//! `vfs.rootfs=initrd`.
 //!
 //! Shared directories (9p only): the container rootfs is the root,
 //! `"fs0:/:9pfs:::"` in `vfs.fstab` instead of the initrd entry
 //! (`vfs.rootdev=fs0 vfs.rootfs=9pfs` before 0.16.1); each volume adds
 //! `"fsN:<mount point>:9pfs:::"` (0.16.1 and later only).
+//!
+//! # How Unikraft reads its command line (unikraft RELEASE-0.17.0)
+//!
+//! - `lib/ukargparse/argparse.c` (`uk_argnparse`) splits the line into
+//!   words at space, `\t`, `\n`, `\r`, `\v`; `'` and `"` quote (and are
+//!   removed), a backslash outside single quotes escapes the next character
+//!   (`\"` inside double quotes is `"`, `\\` is `\`). A quoted empty
+//!   string (`''`) makes **no** word at all, so an empty argument cannot be
+//!   passed (refused here). At most `CONFIG_LIBUKBOOT_MAXNBARGS` (default
+//!   60, `lib/ukboot/Config.uk`) words are kept, the rest dropped.
+//! - `plat/kvm/x86/setup.c` hands the whole line to `ukplat_entry_argp`
+//!   (`lib/ukboot/boot.c`) with no separate program name, so argv[0] is the
+//!   first word. x86 images boot by multiboot on QEMU and by the Linux
+//!   64-bit boot protocol (`plat/kvm/x86/lxboot.c`) on Firecracker
+//!   (`plat/kvm/Config.uk`); QEMU's multiboot loader writes `<kernel path>
+//!   <-append>`, so there argv[0] is the kernel's path and our first word
+//!   is read as a parameter word; on Firecracker argv[0] is our first
+//!   word, the program name. Unikraft 0.17 has no boot protocol for Cloud
+//!   Hypervisor (PVH); an image that boots there gets our line as it is,
+//!   argv[0] being our first word too.
+//! - `lib/ukboot/boot.c` (`ukplat_entry`) runs `uk_libparam_parse` over
+//!   argv[1..] first as a scan: it returns the index `rc` of the first `--`
+//!   word, or the word count when there is none. **Only if `0 < rc <
+//!   count`** are the words before `--` applied as library parameters and
+//!   removed from argv (argv becomes argv[0] followed by the words after
+//!   `--`). So without `--` nothing is applied and every word is an
+//!   application argument; with `--` right after argv[0] nothing is applied
+//!   either and `--` stays in argv. A trailing `--` is fine.
+//! - `lib/uklibparam/parser.c`: before `--`, a word `<lib>.<param>=<value>`
+//!   sets a registered parameter (exact names); an unknown one is warned
+//!   about and ignored, a word without `.` is ignored silently, the word
+//!   `help` prints the usage and halts. A value that starts with `[` opens
+//!   a list: every following word is one more array value until a word
+//!   that ends with `]` (that `]` is removed), so a list value cannot end
+//!   with `]` (then the entries are passed as separate `<lib>.<param>=V`
+//!   words, which also append to an array). Values beyond an array's size
+//!   are dropped.
+//! - Parameters used here: `env.vars` (`lib/posix-environ/environ.c`, an
+//!   array of `CONFIG_LIBPOSIX_ENVIRON_LIBPARAM_MAXCOUNT` entries, default
+//!   8, and only with `CONFIG_LIBPOSIX_ENVIRON_LIBPARAM`);
+//!   `netdev.ip` (`lib/uknetdev/netdev.c`, one entry per NIC:
+//!   `cidr[:gw[:dns0[:dns1[:hostname[:domain]]]]]`, split at `:` by
+//!   `uk_nextarg`, empty fields unset; the CIDR is read by lib-lwip's
+//!   `init.c`); `vfs.fstab` (`lib/vfscore/automount.c`, up to 16 entries
+//!   `dev:path:fs[:flags[:opts[:ukopts]]]`, the path absolute);
+//!   `virtio_mmio.device` (`drivers/virtio/mmio/virtio_mmio_cmdl.c`,
+//!   `<size>@<base>:<irq>[:<id>]`, the devices Firecracker adds). Before
+//!   0.16.1 `lib/uknetdev/netdev.c` had `netdev.ipv4_addr`,
+//!   `netdev.ipv4_gw_addr`, `netdev.ipv4_subnet_mask` (0.16.0), and
+//!   `lib/vfscore/rootfs.c` `vfs.rootfs`/`vfs.rootdev` (up to 0.13).
+//!   The older parser (`lib/uklibparam/param.c`, up to 0.12) also splits
+//!   at the first `--` (and applies nothing without one). Note: urunc's
+//!   older form writes `vfs.rootfs=initrd` for every version before
+//!   0.16.1, but 0.14 to 0.16.0 register `vfs.fstab` and no `vfs.rootfs`,
+//!   so there that word is an unknown parameter (left as it was).
+//!
+//! # What urunc writes
+//!
+//! `<program> <parameters> -- <arguments>`, always with `--`, and at least
+//! one word between the program and `--` (the word `urunc` when there is
+//! no parameter: it has no `.`, so uklibparam skips it), so `0 < rc`
+//! holds whether argv[0] is the kernel path (QEMU) or the program
+//! (Firecracker, Cloud Hypervisor), and no argument is ever read as a
+//! parameter. A word with whitespace, quotes or backslashes is put in
+//! single quotes, or, when it holds a `'`, in double quotes with `\\` and
+//! `"` escaped.
+//!
+//! # Firecracker
+//!
+//! Firecracker v1.7.0 reads `boot_args` with linux-loader 0.10's
+//! `Cmdline::try_from` (`src/cmdline/mod.rs`): it splits at the first
+//! ` -- ` that has an even number of `"` before it, trims both parts, and
+//! then `insert_str`s its own words (`virtio_mmio.device=<size>@<addr>:<irq>`
+//! per device, `drivers/virtio/mmio` in the guest; `root=/dev/vda rw` for a
+//! root drive, `src/vmm/src/builder.rs`) at the end of the first part. The
+//! result is `<first part> <its words> -- <second part>`, but an **empty**
+//! second part is dropped together with its ` -- `. So on Firecracker:
+//! with no application argument urunc writes `-- ''` (`''` is a word to
+//! linux-loader and no word to Unikraft); when the words before `--` hold
+//! an odd number of `"` it adds the word `\"` (a lone `"` to Unikraft,
+//! skipped for having no `.`) so that our ` -- ` is the one linux-loader
+//! splits at; a word before `--` that contains ` -- ` is refused.
 
-use super::{quote_word, Guest, GuestArgs, GuestNeeds};
+use super::{Guest, GuestArgs, GuestNeeds};
 use crate::shares::ShareFs;
 
 pub struct Unikraft;
+
+/// A parameter word with no `.`: uklibparam skips it (`parser.c`: "separator
+/// '.' not found"), so it keeps `--` from being the first word after argv[0].
+const FILLER: &str = "urunc";
 
 /// True when `version` is older than 0.16.1. Unknown or absent versions are
 /// taken as current.
@@ -30,6 +117,59 @@ fn is_legacy(version: Option<&str>) -> bool {
     (get(0), get(1), get(2)) < (0, 16, 1)
 }
 
+/// One word as `lib/ukargparse` reads it back: as is when it has nothing
+/// special; in single quotes (inside which only `'` is special) when it
+/// has no `'`; else in double quotes with `\\` and `"` escaped. `None` for
+/// the empty string, which ukargparse cannot produce.
+fn uk_quote(w: &str) -> Option<String> {
+    if w.is_empty() {
+        return None;
+    }
+    if !w
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'))
+    {
+        return Some(w.to_string());
+    }
+    if !w.contains('\'') {
+        return Some(format!("'{w}'"));
+    }
+    let mut q = String::with_capacity(w.len() + 2);
+    q.push('"');
+    for c in w.chars() {
+        if matches!(c, '"' | '\\') {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    Some(q)
+}
+
+/// `env.vars`: a list, or one `env.vars=` word per entry when an entry ends
+/// with `]` (which would end the list).
+fn env_words(env: &[String], w: &mut Vec<String>) -> Result<(), String> {
+    let list = !env.iter().any(|e| e.ends_with(']'));
+    if list {
+        w.push("env.vars=[".into());
+    }
+    for e in env {
+        let word = if list {
+            e.clone()
+        } else {
+            format!("env.vars={e}")
+        };
+        w.push(
+            uk_quote(&word)
+                .ok_or_else(|| "an empty process.env entry cannot be passed".to_string())?,
+        );
+    }
+    if list {
+        w.push("]".into());
+    }
+    Ok(())
+}
+
 impl Guest for Unikraft {
     fn name(&self) -> &'static str {
         "unikraft"
@@ -44,17 +184,18 @@ impl Guest for Unikraft {
 
     fn words(&self, a: &GuestArgs) -> Result<Vec<String>, String> {
         let legacy = is_legacy(a.version);
-        let mut w = Vec::new();
-        w.push(
-            a.app
-                .first()
-                .map(|s| quote_word(s))
-                .unwrap_or_else(|| "unikernel".into()),
-        );
+        let firecracker = a.monitor == "firecracker";
+        let program = a.app.first().map(String::as_str).unwrap_or("unikernel");
+        // Under QEMU (multiboot) the program word is argv[1], read as a
+        // parameter.
+        if a.monitor == "qemu" && (program == "help" || program == "--") {
+            return Err(format!(
+                "process.args[0] {program:?} cannot be the program name on QEMU: there it is read as a Unikraft library parameter (lib/uklibparam/parser.c), where `help` prints the usage and halts and `--` ends the parameters"
+            ));
+        }
+        let mut w = vec![uk_quote(program).ok_or_else(|| "process.args[0] is empty".to_string())?];
         if !legacy && !a.env.is_empty() {
-            w.push("env.vars=[".into());
-            w.extend(a.env.iter().map(|e| quote_word(e)));
-            w.push("]".into());
+            env_words(a.env, &mut w)?;
         }
         if let Some(n) = a.net {
             let gw = n.gateway.map(|g| g.to_string()).unwrap_or_default();
@@ -88,10 +229,10 @@ impl Guest for Unikraft {
             }
             if s.mount_point
                 .chars()
-                .any(|c| c == ':' || c == '"' || c.is_whitespace())
+                .any(|c| c == ':' || c == '"' || c == ']' || c.is_whitespace())
             {
                 return Err(format!(
-                    "volume {:?}: a vfs.fstab mount point cannot contain ':', '\"' or spaces",
+                    "volume {:?}: a vfs.fstab mount point cannot contain ':', '\"', ']' or spaces",
                     s.mount_point
                 ));
             }
@@ -116,13 +257,32 @@ impl Guest for Unikraft {
             w.extend(fstab);
             w.push("]".into());
         }
-        // `--` only before application arguments: monitors such as
-        // Firecracker append kernel parameters (virtio_mmio.device=...)
-        // after the command line, and Unikraft reads parameters only
-        // before `--`.
-        if a.app.len() > 1 {
-            w.push("--".into());
-            w.extend(a.app.iter().skip(1).map(|s| quote_word(s)));
+        if w.len() == 1 {
+            w.push(FILLER.into());
+        }
+        if firecracker {
+            if let Some(bad) = w.iter().find(|x| x.contains(" -- ")) {
+                return Err(format!(
+                    "{bad:?} contains \" -- \", where Firecracker would split the command line (linux-loader 0.10 Cmdline::try_from)"
+                ));
+            }
+            if !w
+                .iter()
+                .map(|x| x.matches('"').count())
+                .sum::<usize>()
+                .is_multiple_of(2)
+            {
+                w.push("\\\"".into());
+            }
+        }
+        w.push("--".into());
+        for (i, arg) in a.app.iter().enumerate().skip(1) {
+            w.push(uk_quote(arg).ok_or_else(|| {
+                format!("process.args[{i}] is empty, and Unikraft's command-line parser (lib/ukargparse) cannot pass an empty argument")
+            })?);
+        }
+        if firecracker && a.app.len() <= 1 {
+            w.push("''".into());
         }
         Ok(w)
     }
@@ -187,7 +347,46 @@ mod tests {
         let w = Unikraft
             .words(&args(&app[..1], &[], None, false, None))
             .unwrap();
-        assert_eq!(w.join(" "), "nginx");
+        assert_eq!(w.join(" "), "nginx urunc --");
+    }
+
+    #[test]
+    fn quoting_follows_ukargparse() {
+        assert_eq!(uk_quote("plain").unwrap(), "plain");
+        assert_eq!(uk_quote("two words").unwrap(), "'two words'");
+        assert_eq!(uk_quote("it's").unwrap(), r#""it's""#);
+        assert_eq!(uk_quote(r#"say "hi""#).unwrap(), r#"'say "hi"'"#);
+        assert_eq!(uk_quote(r#"it's "x" \"#).unwrap(), r#""it's \"x\" \\""#);
+        assert_eq!(uk_quote(r"a\b").unwrap(), r"'a\b'");
+        assert!(uk_quote("").is_none());
+        let app = vec!["app".to_string(), "".into()];
+        let e = Unikraft
+            .words(&args(&app, &[], None, false, None))
+            .unwrap_err();
+        assert!(e.contains("process.args[1] is empty"), "{e}");
+    }
+
+    #[test]
+    fn env_entry_ending_in_bracket_is_passed_word_by_word() {
+        let app = vec!["app".to_string()];
+        let env = vec!["A=[x]".to_string(), "B=2".into()];
+        let w = Unikraft
+            .words(&args(&app, &env, None, false, None))
+            .unwrap();
+        assert_eq!(w.join(" "), "app env.vars=A=[x] env.vars=B=2 --");
+    }
+
+    #[test]
+    fn firecracker_keeps_its_separator() {
+        let app = vec!["app".to_string()];
+        let env = vec!["J={\"a\":1}x\"".to_string()];
+        let mut a = args(&app, &env, None, false, None);
+        a.monitor = "firecracker";
+        let w = Unikraft.words(&a).unwrap();
+        assert_eq!(w.join(" "), r#"app env.vars=[ 'J={"a":1}x"' ] \" -- ''"#);
+        let env = vec!["A=x -- y".to_string()];
+        let a = GuestArgs { env: &env, ..a };
+        assert!(Unikraft.words(&a).unwrap_err().contains("Firecracker"));
     }
 
     #[test]
@@ -210,7 +409,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             w.join(" "),
-            "hello netdev.ipv4_addr=10.4.0.2 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd"
+            "hello netdev.ipv4_addr=10.4.0.2 netdev.ipv4_gw_addr=10.4.0.1 netdev.ipv4_subnet_mask=255.255.255.0 vfs.rootfs=initrd --"
         );
     }
 }

@@ -74,7 +74,8 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
 
     let dir = StateDir::new(&rt.root, &opts.id)?;
     dir.create()?;
-    let result = crate::storage::hand_over(&mut unikernel, &dir.path)
+    let result = unikernel
+        .hand_over_block(&dir.path)
         .and_then(|()| create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec));
     if result.is_err() {
         if let Err(e) = crate::storage::restore(&dir.path) {

@@ -164,7 +164,11 @@ impl Monitor for Clh {
             ]);
         }
         if let Some(b) = r.block {
-            argv.extend(["--disk".into(), format!("path={}", opt_path("disk", b)?)]);
+            let ro = if r.block_readonly { ",readonly=on" } else { "" };
+            argv.extend([
+                "--disk".into(),
+                format!("path={}{ro}", opt_path("disk", b)?),
+            ]);
         }
         argv.extend(["--serial", "tty", "--console", "off"].map(String::from));
         if !r.seccomp {
@@ -384,6 +388,7 @@ mod tests {
             binary: Path::new("/clh"),
             kernel: Path::new("/k"),
             initrd: None,
+            block_readonly: false,
             block: None,
             shares: &[],
             guest_words: words,

@@ -18,10 +18,11 @@
 //!
 //! Firecracker appends `virtio_mmio.device=<size>@<addr>:<irq>` for each
 //! disk and NIC (and `root=/dev/vda rw` for the root drive) to the boot
-//! arguments: before the first ` -- ` when that is followed by arguments,
-//! otherwise at the very end. The guests therefore write `--` only when
-//! application arguments follow it, so that these parameters always land
-//! among the kernel (Unikraft: library) parameters.
+//! arguments: linux-loader 0.10 (`src/cmdline/mod.rs`) splits them at the
+//! first ` -- ` with an even number of `"` before it, adds these words to
+//! the first part, and drops an empty second part with its ` -- `. Guests
+//! that must have these words among their kernel parameters write a
+//! non-empty part after ` -- ` (Unikraft: see `guest/unikraft.rs`).
 //!
 //! # Kernel
 //!
@@ -161,7 +162,7 @@ pub fn config(r: &MonitorRequest) -> Result<FcConfig, String> {
                     drive_id: "rootfs".into(),
                     path_on_host: utf8("disk", b)?.to_string(),
                     is_root_device: true,
-                    is_read_only: false,
+                    is_read_only: r.block_readonly,
                 })
             })
             .transpose()?
@@ -432,6 +433,7 @@ mod tests {
             binary: Path::new("/fc"),
             kernel: Path::new("/k"),
             initrd: None,
+            block_readonly: false,
             block: None,
             shares: &[],
             guest_words: &words,

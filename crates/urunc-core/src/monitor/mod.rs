@@ -79,6 +79,9 @@ pub struct MonitorRequest<'a> {
     pub kernel: &'a Path,
     pub initrd: Option<&'a Path>,
     pub block: Option<&'a Path>,
+    /// Give `block` read-only (`root.readonly`); only asked of monitors
+    /// whose [`Monitor::read_only_disks`] is true.
+    pub block_readonly: bool,
     /// Shared directories; only for monitors whose [`Monitor::share_fs`]
     /// offers their transport.
     pub shares: &'a [MonitorShare],
@@ -128,6 +131,10 @@ pub trait Monitor: Sync {
     /// when seccomp is on, for monitors that do not confine themselves.
     fn seccomp_filter(&self) -> Result<Option<seccompiler::BpfProgram>, String> {
         Ok(None)
+    }
+    /// Whether it can give the guest a disk read-only.
+    fn read_only_disks(&self) -> bool {
+        true
     }
     /// The transports it can share a host directory with the guest over
     /// (none for most monitors).
@@ -203,7 +210,10 @@ pub(crate) mod golden {
             gateway: Some("10.0.0.1".parse().unwrap()),
             dns: Some("9.9.9.9".parse().unwrap()),
         };
-        let gblock = GuestBlock { mount_point: None };
+        let gblock = GuestBlock {
+            mount_point: None,
+            readonly: false,
+        };
         let words = g.words(&GuestArgs {
             app: &app,
             env: &env,
@@ -220,6 +230,7 @@ pub(crate) mod golden {
         };
         let cfg = MonitorConfig::default();
         monitor.command(&MonitorRequest {
+            block_readonly: false,
             binary: Path::new(binary),
             kernel: Path::new("/rootfs/unikernel/kernel"),
             initrd: c.initrd.then_some(Path::new("/rootfs/unikernel/initrd")),

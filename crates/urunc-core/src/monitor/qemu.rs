@@ -84,10 +84,13 @@ impl Monitor for Qemu {
             None => push(&["-nic", "none"]),
         }
         if let Some(b) = r.block {
-            let drive = format!(
+            let mut drive = format!(
                 "if=none,id=hd0,format=raw,file={}",
                 qemu_opt_escape(&b.display().to_string())
             );
+            if r.block_readonly {
+                drive.push_str(",readonly=on");
+            }
             let mut dev = "virtio-blk-pci,drive=hd0".to_string();
             if r.needs.modern_virtio {
                 dev.push_str(",disable-legacy=on,disable-modern=off");

@@ -7,6 +7,11 @@
 //! given (the tender refuses to start otherwise) and no undeclared one may
 //! be (the tender refuses that too); [`crate::plan::plan`] already leaves
 //! out a network or disk the kernel does not declare.
+//!
+//! Disks: the tenders open them read-write and have no read-only option
+//! (solo5 v0.9.0 `tenders/common/block_attach.c`, `open(path, O_RDWR)`),
+//! so a disk inside a read-only rootfs cannot be given; `create` refuses
+//! it (see [`super::Monitor::read_only_disks`]).
 
 use super::solo5_manifest::{self, Device, DeviceKind, Manifest, Target};
 use super::{format_mac, MonitorCommand, MonitorRequest};
@@ -135,6 +140,7 @@ pub(super) mod tests {
         };
         let blk = GuestBlock {
             mount_point: Some("/data".into()),
+            readonly: false,
         };
         let app = vec!["hello".to_string(), "two words".into()];
         let g = guest::lookup(c.guest).unwrap();
@@ -161,6 +167,7 @@ pub(super) mod tests {
             binary: &binary,
             kernel: Path::new("/rootfs/unikernel/app"),
             initrd: None,
+            block_readonly: false,
             block: c.block.then_some(disk.as_path()),
             shares: &[],
             guest_words: &words,
@@ -176,9 +183,9 @@ pub(super) mod tests {
         lookup(c.monitor).unwrap().command(&req)
     }
 
-    const RUMP_NET: &str = r#"{"cmdline":"hello two words","net":{"addr":"10.0.0.2","cloner":"True","gw":"10.0.0.1","if":"ukvmif0","mask":"24","method":"static","type":"inet"}}"#;
-    const RUMP_BLK: &str = r#"{"blk":{"fstype":"blk","mountpoint":"/data","path":"/dev/ld0a","source":"etfs"},"cmdline":"hello two words"}"#;
-    const RUMP_NONE: &str = r#"{"cmdline":"hello two words"}"#;
+    const RUMP_NET: &str = r#"{"cmdline":"hello 'two words'","net":{"addr":"10.0.0.2","cloner":"True","gw":"10.0.0.1","if":"ukvmif0","mask":"24","method":"static","type":"inet"}}"#;
+    const RUMP_BLK: &str = r#"{"blk":{"fstype":"blk","mountpoint":"/data","path":"/dev/ld0a","source":"etfs"},"cmdline":"hello 'two words'"}"#;
+    const RUMP_NONE: &str = r#"{"cmdline":"hello 'two words'"}"#;
 
     /// Rumprun's word is a JSON object: compared as JSON, so that key order
     /// (which depends on serde_json's features) does not matter.

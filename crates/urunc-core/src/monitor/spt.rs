@@ -23,6 +23,12 @@ impl Monitor for Spt {
         16
     }
 
+    /// The tenders open a disk read-write only (solo5 v0.9.0
+    /// `tenders/common/block_attach.c`: `open(path, O_RDWR)`).
+    fn read_only_disks(&self) -> bool {
+        false
+    }
+
     fn inspect(&self, kernel: &Path) -> Result<Option<Manifest>, String> {
         solo5::inspect(kernel, Target::Spt).map(Some)
     }

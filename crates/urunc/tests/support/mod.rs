@@ -498,3 +498,15 @@ impl Drop for PodNetNs {
         let _ = ip(&["link", "del", &self.host_if]);
     }
 }
+
+/// What the test kernels' Unikraft reader (`tests/fixtures/ukparse`) says a
+/// Unikraft kernel understood: its argv and its environment (`env.vars`).
+pub fn unikraft_understood(out: &str) -> (Vec<String>, Vec<String>) {
+    let after = |m: &str| -> Vec<String> {
+        marker_lines(out, m)
+            .into_iter()
+            .map(|l| l[l.find(": ").unwrap() + 2..].to_string())
+            .collect()
+    };
+    (after("URUNC-UK argv["), after("URUNC-UK env: "))
+}
