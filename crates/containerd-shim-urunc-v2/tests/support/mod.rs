@@ -72,7 +72,7 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn busybox() -> Option<PathBuf> {
+pub fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -174,7 +174,7 @@ pub fn build_unikernel_image_with(
 
 /// Pack `rootfs` as a one-layer OCI image named `image_name`; returns the
 /// archive path.
-fn pack_rootfs(
+pub fn pack_rootfs(
     dir: &Path,
     rootfs: &Path,
     tag: &str,

@@ -1,0 +1,693 @@
+//! Kubernetes end to end: pods through containerd's CRI plugin, driven by
+//! the CRI v1 API as a kubelet drives it, with the runtime handler `urunc`
+//! (this crate's shim and the workspace's urunc) and the project's Linux
+//! fixture guest on QEMU (TCG) serving TCP on the pod's IP.
+//!
+//! Every case runs on Debian's containerd 1.6 (`debian::…`) and, when
+//! `$URUNC_TEST_CONTAINERD` names another containerd binary (its `ctr`
+//! beside it), on that one too (`env_containerd::…`; SKIP when unset).
+//! Each case starts its own containerd in its own network namespace; the
+//! guests boot one at a time (TCG on few cores).
+
+#[path = "support/cri.rs"]
+mod harness;
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use harness::{alive, network_leftovers, wait_for, Cri, Engine};
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatsRequest, ExecSyncRequest,
+    ImageSpec, LinuxContainerConfig, LinuxContainerResources, PodSandboxConfig,
+    UpdateContainerResourcesRequest,
+};
+
+const HELLO: &str = "hello from urunc guest";
+const BARE: &str = "localhost/ucri-bare:latest";
+const PACKED: &str = "localhost/ucri-packed:latest";
+/// Readiness bound for a TCG Linux boot to its first TCP reply.
+const BOOT: Duration = Duration::from_secs(120);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Checks what every case needs; prints SKIP and returns `None` otherwise.
+fn setup(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
+    let engine = match engine {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            println!("SKIP: {test}: {} not set", harness::ENGINE_ENV);
+            return None;
+        }
+        Err(e) => {
+            println!("SKIP: {test}: {e}");
+            return None;
+        }
+    };
+    harness::need_cri(test)?;
+    let rt = support::runtime_under_test();
+    if !rt.ends_with("urunc") {
+        println!("SKIP: {test}: the workspace's urunc is not built (cargo build -p urunc)");
+        return None;
+    }
+    if harness::urunc_pack().is_none() {
+        println!("SKIP: {test}: urunc-pack is not built (cargo build -p urunc-pack)");
+        return None;
+    }
+    if support::which("qemu-system-x86_64").is_none() {
+        println!("SKIP: {test}: qemu-system-x86_64 not found");
+        return None;
+    }
+    for f in ["pause", "vmlinux", "initramfs.cpio.gz"] {
+        if !harness::fixtures().join(f).is_file() {
+            println!("SKIP: {test}: fixture {f} missing (run tests/fixtures/build.sh)");
+            return None;
+        }
+    }
+    println!("{test}: containerd {}", engine.version);
+    Some(engine)
+}
+
+/// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`.
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        /// Debian's containerd (1.6).
+        mod debian {
+            $(
+                #[test]
+                fn $name() {
+                    let t = concat!("debian::", stringify!($name));
+                    if let Some(e) = super::setup(t, super::Engine::debian().map(Some)) {
+                        let _g = super::serial();
+                        super::$name(&e);
+                    }
+                }
+            )*
+        }
+        /// The containerd named by `$URUNC_TEST_CONTAINERD` (e.g. 2.x).
+        mod env_containerd {
+            $(
+                #[test]
+                fn $name() {
+                    let t = concat!("env_containerd::", stringify!($name));
+                    if let Some(e) = super::setup(t, super::Engine::from_env()) {
+                        let _g = super::serial();
+                        super::$name(&e);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+engine_tests!(
+    urunc_json_image_serves_on_the_pod_ip,
+    pod_annotations_only,
+    container_annotations_only,
+    metadata_precedence,
+    stop_timeout_term_then_kill,
+    restarted_container_gets_network_again,
+    exec_update_refused_stats_reported,
+    containerd_restart_keeps_the_pod,
+    sigkilled_shim_is_cleaned_up,
+);
+
+fn kv(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The Linux guest serving on 8080 (its /init's `serve`), 256 MiB.
+fn guest(name: &str, attempt: u32, image: &str, annotations: &[(&str, &str)]) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt,
+        }),
+        image: Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        command: vec!["/init".into()],
+        args: vec!["serve".into()],
+        annotations: kv(annotations),
+        log_path: format!("{name}_{attempt}.log"),
+        linux: Some(LinuxContainerConfig {
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 256 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A busybox container (delegated to runc) running `script`.
+fn busybox(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: support::IMAGE.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}_0.log"),
+        ..Default::default()
+    }
+}
+
+/// The metadata of the bare image, as a user writes it in annotations.
+fn guest_metadata(base64: bool) -> Vec<(String, String)> {
+    let v = |s: &str| {
+        if base64 {
+            support::base64(s.as_bytes())
+        } else {
+            s.to_string()
+        }
+    };
+    vec![
+        ("com.urunc.unikernel.unikernelType".into(), v("linux")),
+        ("com.urunc.unikernel.hypervisor".into(), v("qemu")),
+        ("com.urunc.unikernel.binary".into(), v("/unikernel/vmlinux")),
+        (
+            "com.urunc.unikernel.initrd".into(),
+            v("/unikernel/initramfs.cpio.gz"),
+        ),
+    ]
+}
+
+fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Runs a pod with handler `urunc` and checks what the kubelet sees: READY,
+/// an IP, and a sandbox process that is our pause (delegated to runc, never
+/// a unikernel, whatever annotations the pod carries).
+fn run_urunc_pod(c: &mut Cri, cfg: &PodSandboxConfig) -> String {
+    let pod = c
+        .run_pod(cfg, "urunc")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_tail()));
+    let st = c.pod_status(&pod);
+    let s = st.status.as_ref().unwrap();
+    assert_eq!(s.state(), k8s_cri::v1::PodSandboxState::SandboxReady);
+    assert_eq!(s.runtime_handler, "urunc");
+    let ip = s.network.as_ref().map(|n| n.ip.clone()).unwrap_or_default();
+    assert!(ip.starts_with("10.88.0."), "pod IP {ip:?}");
+    let info: serde_json::Value =
+        serde_json::from_str(st.info.get("info").map(String::as_str).unwrap_or("{}")).unwrap();
+    let pid = info["pid"].as_u64().unwrap_or(0);
+    // runc's init execs the pause binary just after `start` returns.
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(5), || comm().trim() == "pause"),
+        "sandbox process {pid} is {:?}",
+        comm()
+    );
+    pod
+}
+
+/// Starts `cfg` in `pod` and waits for the guest's TCP reply on the pod
+/// IP from the test's namespace. Returns the container ID.
+fn start_and_reach(
+    c: &mut Cri,
+    pod: &str,
+    pod_cfg: &PodSandboxConfig,
+    cfg: ContainerConfig,
+) -> String {
+    let id = c.run_container(pod, pod_cfg, cfg);
+    let (state, _) = c.state(&id);
+    assert_eq!(state, ContainerState::ContainerRunning);
+    let ip = c.pod_ip(pod);
+    let reply = c.tcp_reply(&ip, 8080, HELLO, BOOT);
+    assert!(
+        reply.contains(HELLO),
+        "no TCP reply from the guest at {ip}:8080 (last: {reply:?})\nlog:\n{}\n{}",
+        log_of(c, &id),
+        c.log_tail()
+    );
+    id
+}
+
+/// The CRI log file of `id` (path from ContainerStatus).
+fn log_of(c: &Cri, id: &str) -> String {
+    let path = c.status(id).status.map(|s| s.log_path).unwrap_or_default();
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// StopContainer, then what a kubelet and an operator would check: EXITED
+/// with `code`, monitor gone, no tap or tc left in the pod's namespace.
+fn stop_and_check(c: &mut Cri, id: &str, timeout: i64, code: i32) -> Duration {
+    let pid = c.pid(id);
+    let netns = c.netns_of(id);
+    assert!(pid > 0, "no pid for {id}");
+    let t = Instant::now();
+    c.stop_container(id, timeout)
+        .unwrap_or_else(|e| panic!("StopContainer: {e}\n{}", c.log_tail()));
+    let took = t.elapsed();
+    let (state, exit) = c.state(id);
+    assert_eq!(state, ContainerState::ContainerExited);
+    assert_eq!(exit, code, "exit code of {id}");
+    assert!(
+        wait_for(Duration::from_secs(5), || !alive(pid)),
+        "process {pid} still alive"
+    );
+    assert_eq!(network_leftovers(&netns), "", "left in {}", netns.display());
+    took
+}
+
+/// RemoveContainer: gone from ListContainers, no runtime state.
+fn remove_and_check(c: &mut Cri, pod: &str, id: &str) {
+    c.remove_container(id)
+        .unwrap_or_else(|e| panic!("RemoveContainer: {e}"));
+    assert!(c.list(pod).iter().all(|(i, _)| i != id));
+    assert!(!c.runtime_state(id).exists(), "runtime state of {id} left");
+    assert!(
+        wait_for(Duration::from_secs(10), || !c.bundle(id).exists()),
+        "bundle of {id} left: {:?}",
+        std::fs::read_dir(c.bundle(id))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+}
+
+/// StopPodSandbox + RemovePodSandbox leave no shim, mount, state or pod.
+fn remove_pod_and_check(c: &mut Cri, pod: &str) {
+    c.stop_pod(pod)
+        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}"));
+    c.remove_pod(pod)
+        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}"));
+    assert!(!c.pods().contains(&pod.to_string()));
+    assert!(
+        wait_for(Duration::from_secs(10), || c.shims().is_empty()),
+        "shims left: {:?}",
+        c.shims()
+    );
+    assert!(!c.bundle(pod).exists(), "sandbox bundle left");
+    assert!(!c.runtime_state(pod).exists(), "sandbox runtime state left");
+    assert!(
+        c.mounts_below().is_empty(),
+        "mounts left: {:?}",
+        c.mounts_below()
+    );
+}
+
+/// (a) Metadata in the image's /urunc.json (packed by urunc-pack).
+fn urunc_json_image_serves_on_the_pod_ip(e: &Engine) {
+    let mut c = Cri::start(e, "json");
+    let archive = harness::packed_guest_image(&c.dir, PACKED);
+    c.import(&archive, PACKED);
+    let cfg = c.pod_config("json", &[]);
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let id = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, PACKED, &[]));
+
+    // The container's process is the monitor; one shim serves the pod.
+    let pid = c.pid(&id);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    assert!(
+        exe.to_string_lossy().contains("qemu-system"),
+        "container process {pid} runs {}",
+        exe.display()
+    );
+    assert_eq!(c.shims().len(), 1, "shims: {:?}", c.shims());
+    let listed = c.list(&pod);
+    assert_eq!(listed, vec![(id.clone(), ContainerState::ContainerRunning)]);
+
+    // The CRI log file holds the guest's console in CRI's format.
+    assert!(
+        wait_for(Duration::from_secs(10), || log_of(&c, &id)
+            .contains("URUNC-SERVING")),
+        "no URUNC-SERVING in the CRI log: {}",
+        log_of(&c, &id)
+    );
+    let log = log_of(&c, &id);
+    let serving = log.lines().find(|l| l.contains("URUNC-SERVING"));
+    let fields: Vec<&str> = serving.unwrap_or_default().splitn(4, ' ').collect();
+    assert!(
+        fields.len() == 4 && fields[1] == "stdout" && fields[2] == "F",
+        "CRI log has no console line for the guest: {log}"
+    );
+    let ip = c.pod_ip(&pod);
+    assert!(
+        log.contains(&format!("URUNC-NET ip={ip}/24")),
+        "guest did not take the pod IP {ip}: {log}"
+    );
+
+    // TERM: QEMU powers the guest off within the timeout, exit 0.
+    let took = stop_and_check(&mut c, &id, 30, 0);
+    assert!(took < Duration::from_secs(30), "stop took {took:?}");
+    assert_eq!(
+        c.list(&pod),
+        vec![(id.clone(), ContainerState::ContainerExited)]
+    );
+    remove_and_check(&mut c, &pod, &id);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// (b) Metadata only in pod annotations, base64 as upstream tells
+/// Kubernetes users; the image has no urunc.json. The sandbox carries the
+/// same annotations and must still be delegated.
+fn pod_annotations_only(e: &Engine) {
+    let mut c = Cri::start(e, "podann");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("podann", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let id = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, BARE, &[]));
+    stop_and_check(&mut c, &id, 30, 0);
+    remove_and_check(&mut c, &pod, &id);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// (c) Metadata only in container annotations (plain values).
+fn container_annotations_only(e: &Engine) {
+    let mut c = Cri::start(e, "ctrann");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let cfg = c.pod_config("ctrann", &[]);
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let meta = guest_metadata(false);
+    let id = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, BARE, &refs(&meta)));
+    stop_and_check(&mut c, &id, 30, 0);
+    remove_and_check(&mut c, &pod, &id);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// Precedence for a pod's containers: a key in the container's
+/// annotations beats the same key in the pod's (containerd's CRI copies
+/// pod annotations into the spec first, then the container's over them);
+/// annotations that name a unikernel beat the image's urunc.json, as a
+/// whole.
+fn metadata_precedence(e: &Engine) {
+    let mut c = Cri::start(e, "prec");
+    for (archive, r) in [
+        (harness::bare_guest_image(&c.dir, BARE), BARE),
+        (harness::packed_guest_image(&c.dir, PACKED), PACKED),
+    ] {
+        c.import(&archive, r);
+    }
+    // The pod names a kernel that no image has.
+    let mut meta = guest_metadata(true);
+    meta[2].1 = support::base64(b"/unikernel/pod-kernel");
+    let cfg = c.pod_config("prec", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+
+    // Pod annotations over urunc.json: the packed image's own (valid)
+    // metadata is not used.
+    let err = c
+        .create(&pod, &cfg, guest("json", 0, PACKED, &[]))
+        .err()
+        .unwrap_or_default();
+    let err = match err.is_empty() {
+        true => c
+            .start_container(&c.list(&pod).last().unwrap().0.clone())
+            .err()
+            .unwrap_or_default(),
+        false => err,
+    };
+    assert!(
+        err.contains("/unikernel/pod-kernel"),
+        "expected the pod's binary to be used: {err:?}"
+    );
+
+    // Container annotation over pod annotation, key by key: the
+    // container's binary, the pod's other keys.
+    let id = start_and_reach(
+        &mut c,
+        &pod,
+        &cfg,
+        guest(
+            "web",
+            0,
+            BARE,
+            &[("com.urunc.unikernel.binary", "/unikernel/vmlinux")],
+        ),
+    );
+    stop_and_check(&mut c, &id, 30, 0);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// StopContainer sends TERM and waits `timeout`, then KILL: the unikernel
+/// (QEMU handles TERM) stops well within it with 0; a busybox PID 1 with
+/// no TERM handler in the same pod is killed after it, 137.
+fn stop_timeout_term_then_kill(e: &Engine) {
+    let mut c = Cri::start(e, "stop");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let bb = support::build_image(&c.dir);
+    c.import(&bb, support::IMAGE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("stop", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let uk = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, BARE, &[]));
+    let uk_took = stop_and_check(&mut c, &uk, 20, 0);
+    assert!(
+        uk_took < Duration::from_secs(20),
+        "TERM did not stop QEMU: {uk_took:?}"
+    );
+
+    let sh = c.run_container(&pod, &cfg, busybox("deaf", "exec sleep 1000"));
+    assert!(c.wait_state(
+        &sh,
+        ContainerState::ContainerRunning,
+        Duration::from_secs(10)
+    ));
+    let took = stop_and_check(&mut c, &sh, 2, 137);
+    assert!(
+        took >= Duration::from_secs(2),
+        "KILL came before the timeout: {took:?}"
+    );
+    println!("stop: unikernel exited {uk_took:?} after TERM; deaf busybox killed after {took:?}");
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// A kubelet restarting a container creates attempt N+1 in the same pod:
+/// the new guest gets a tap and the pod IP again.
+fn restarted_container_gets_network_again(e: &Engine) {
+    let mut c = Cri::start(e, "restart");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("restart", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let first = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, BARE, &[]));
+    stop_and_check(&mut c, &first, 20, 0);
+    let second = start_and_reach(&mut c, &pod, &cfg, guest("web", 1, BARE, &[]));
+    assert_ne!(first, second);
+    let listed = c.list(&pod);
+    assert!(listed.contains(&(first.clone(), ContainerState::ContainerExited)));
+    assert!(listed.contains(&(second.clone(), ContainerState::ContainerRunning)));
+    stop_and_check(&mut c, &second, 20, 0);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// ExecSync and UpdateContainerResources on a unikernel are refused with
+/// urunc's reason (no processes to exec into; memory and vCPUs fixed at
+/// boot), the container keeps running; ContainerStats reports its cgroup.
+fn exec_update_refused_stats_reported(e: &Engine) {
+    let mut c = Cri::start(e, "exec");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("exec", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let id = c.run_container(&pod, &cfg, guest("web", 0, BARE, &[]));
+
+    let mut r = c.runtime.clone();
+    let exec = c.call(r.exec_sync(ExecSyncRequest {
+        container_id: id.clone(),
+        cmd: vec!["/bin/sh".into()],
+        timeout: 10,
+    }));
+    let err = exec
+        .err()
+        .map(|s| s.message().to_string())
+        .unwrap_or_default();
+    assert!(err.contains("exec is not possible"), "ExecSync: {err:?}");
+    let upd = c.call(
+        r.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 512 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    );
+    let err = upd
+        .err()
+        .map(|s| s.message().to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("update is not supported for unikernel containers"),
+        "UpdateContainerResources: {err:?}"
+    );
+    assert_eq!(c.state(&id).0, ContainerState::ContainerRunning);
+
+    // Stats from the container's cgroup: QEMU's memory and CPU time.
+    let stats = c
+        .call(r.container_stats(ContainerStatsRequest {
+            container_id: id.clone(),
+        }))
+        .unwrap_or_else(|e| panic!("ContainerStats: {e}"))
+        .into_inner()
+        .stats
+        .unwrap();
+    let mem = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value)
+        .unwrap_or(0);
+    let cpu = stats
+        .cpu
+        .and_then(|m| m.usage_core_nano_seconds)
+        .map(|v| v.value)
+        .unwrap_or(0);
+    println!("ContainerStats: working set {mem} B, cpu {cpu} ns");
+    assert!(mem > 1 << 20, "working set {mem}");
+    assert!(cpu > 0, "cpu {cpu}");
+    stop_and_check(&mut c, &id, 20, 0);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// containerd restarted under a running pod: the shim and the guest live
+/// on; CRI still reports Running, the guest still answers, and stopping
+/// works afterwards.
+fn containerd_restart_keeps_the_pod(e: &Engine) {
+    let mut c = Cri::start(e, "crestart");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("crestart", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let id = start_and_reach(&mut c, &pod, &cfg, guest("web", 0, BARE, &[]));
+    let pid = c.pid(&id);
+    let shims = c.shims();
+    c.restart_containerd();
+    assert_eq!(c.shims(), shims, "shims changed over the restart");
+    assert!(alive(pid), "the monitor died with containerd");
+    assert_eq!(c.state(&id).0, ContainerState::ContainerRunning);
+    let ip = c.pod_ip(&pod);
+    let reply = c.tcp_reply(&ip, 8080, HELLO, Duration::from_secs(30));
+    assert!(reply.contains(HELLO), "after the restart: {reply:?}");
+    stop_and_check(&mut c, &id, 20, 0);
+    remove_and_check(&mut c, &pod, &id);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+/// A SIGKILLed shim: containerd runs the shim's delete action, the
+/// container is reported EXITED, its monitor and state are gone, and the
+/// pod can be removed leaving nothing.
+fn sigkilled_shim_is_cleaned_up(e: &Engine) {
+    let mut c = Cri::start(e, "shimkill");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let meta = guest_metadata(true);
+    let cfg = c.pod_config("shimkill", &refs(&meta));
+    let pod = run_urunc_pod(&mut c, &cfg);
+    let id = c.run_container(&pod, &cfg, guest("web", 0, BARE, &[]));
+    let pid = c.pid(&id);
+    let netns = c.netns_of(&id);
+    let shims = c.shims();
+    assert_eq!(shims.len(), 1, "shims: {shims:?}");
+    // SAFETY: kill(2) of this test's own shim, found in /proc just above.
+    unsafe {
+        libc::kill(shims[0], libc::SIGKILL);
+    }
+    assert!(
+        c.wait_state(
+            &id,
+            ContainerState::ContainerExited,
+            Duration::from_secs(30)
+        ),
+        "state after the shim died: {:?}\n{}",
+        c.state(&id),
+        c.log_tail()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(pid)),
+        "monitor {pid} outlived its shim"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !c.runtime_state(&id).exists()),
+        "runtime state left"
+    );
+    assert_eq!(network_leftovers(&netns), "");
+    remove_and_check(&mut c, &pod, &id);
+    remove_pod_and_check(&mut c, &pod);
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Pod start as a kubelet sees it — RunPodSandbox + CreateContainer +
+/// StartContainer until the first TCP reply from the pod IP — for the
+/// unikernel pod (QEMU TCG Linux guest) and a runc busybox pod, in the same
+/// run. Prints medians; no timing asserts. `URUNC_CRI_BENCH_N` runs each
+/// (default 5).
+#[test]
+#[ignore = "benchmark: cargo test --test cri -- --ignored --nocapture"]
+fn pod_start_benchmark() {
+    let test = "pod_start_benchmark";
+    let Some(e) = setup(test, Engine::debian().map(Some)) else {
+        return;
+    };
+    let _g = serial();
+    let n: usize = std::env::var("URUNC_CRI_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut c = Cri::start(&e, "bench");
+    let archive = harness::bare_guest_image(&c.dir, BARE);
+    c.import(&archive, BARE);
+    let bb = support::build_image(&c.dir);
+    c.import(&bb, support::IMAGE);
+    let meta = guest_metadata(true);
+    let server = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
+    let (mut uk, mut rc) = (vec![], vec![]);
+    for i in 0..n {
+        for (handler, out) in [("urunc", &mut uk), ("runc", &mut rc)] {
+            let name = format!("b{handler}{i}");
+            let (cfg, ccfg, want) = if handler == "urunc" {
+                let cfg = c.pod_config(&name, &refs(&meta));
+                (cfg, guest("web", 0, BARE, &[]), HELLO)
+            } else {
+                (
+                    c.pod_config(&name, &[]),
+                    busybox("web", server),
+                    "hello from runc",
+                )
+            };
+            let t = Instant::now();
+            let pod = c.run_pod(&cfg, handler).unwrap();
+            let _id = c.run_container(&pod, &cfg, ccfg);
+            let ip = c.pod_ip(&pod);
+            let reply = c.tcp_reply(&ip, 8080, want, BOOT);
+            let took = t.elapsed();
+            assert!(reply.contains(want), "{handler}: {reply:?}");
+            out.push(took);
+            println!("{handler} pod {i}: {took:?}");
+            c.stop_pod(&pod).unwrap();
+            c.remove_pod(&pod).unwrap();
+        }
+    }
+    println!(
+        "pod start to first TCP reply, median of {n}: urunc (QEMU TCG Linux guest) {:?}, \
+         runc busybox {:?}",
+        median(&mut uk),
+        median(&mut rc)
+    );
+}
