@@ -9,6 +9,8 @@
 //! Each case starts its own containerd in its own network namespace; the
 //! guests boot one at a time (TCG on few cores).
 
+#[path = "support/cri_env.rs"]
+mod cri_env;
 #[path = "support/cri.rs"]
 mod harness;
 mod support;
