@@ -38,9 +38,7 @@ pub struct Engine {
     pub version: String,
 }
 
-/// The environment variable naming another containerd binary to run the
-/// engine tests on (its `ctr` is taken from the same directory).
-pub const ENGINE_ENV: &str = "URUNC_TEST_CONTAINERD";
+pub use crate::support::ENGINE_ENV;
 
 impl Engine {
     /// Debian's containerd (1.6) from PATH.
