@@ -6,8 +6,9 @@
 //! Every case runs on Debian's containerd 1.6 (`debian::…`) and, when
 //! `$URUNC_TEST_CONTAINERD` names another containerd binary (its `ctr`
 //! beside it), on that one too (`env_containerd::…`; SKIP when unset).
-//! Each case starts its own containerd in its own network namespace; the
-//! guests boot one at a time (TCG on few cores).
+//! Each case starts its own containerd in its own network namespace, so
+//! cases run in parallel (as many as the test harness runs threads, by
+//! default one per CPU: the TCG guests are CPU-bound).
 
 #[path = "support/cri_env.rs"]
 mod cri_env;
@@ -17,7 +18,6 @@ mod support;
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -33,11 +33,6 @@ const BARE: &str = "localhost/ucri-bare:latest";
 const PACKED: &str = "localhost/ucri-packed:latest";
 /// Readiness bound for a TCG Linux boot to its first TCP reply.
 const BOOT: Duration = Duration::from_secs(120);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Checks what every case needs; prints SKIP and returns `None` otherwise.
 fn setup(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
@@ -86,7 +81,6 @@ macro_rules! engine_tests {
                 fn $name() {
                     let t = concat!("debian::", stringify!($name));
                     if let Some(e) = super::setup(t, super::Engine::debian().map(Some)) {
-                        let _g = super::serial();
                         super::$name(&e);
                     }
                 }
@@ -99,7 +93,6 @@ macro_rules! engine_tests {
                 fn $name() {
                     let t = concat!("env_containerd::", stringify!($name));
                     if let Some(e) = super::setup(t, super::Engine::from_env()) {
-                        let _g = super::serial();
                         super::$name(&e);
                     }
                 }
@@ -148,7 +141,7 @@ fn guest(name: &str, attempt: u32, image: &str, annotations: &[(&str, &str)]) ->
                 memory_limit_in_bytes: 256 << 20,
                 ..Default::default()
             }),
-            ..Default::default()
+            security_context: Some(harness::kubelet_security_context()),
         }),
         ..Default::default()
     }
@@ -167,6 +160,10 @@ fn busybox(name: &str, script: &str) -> ContainerConfig {
         }),
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         log_path: format!("{name}_0.log"),
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(harness::kubelet_security_context()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -261,7 +258,7 @@ fn stop_and_check(c: &mut Cri, id: &str, timeout: i64, code: i32) -> Duration {
     let took = t.elapsed();
     let (state, exit) = c.state(id);
     assert_eq!(state, ContainerState::ContainerExited);
-    assert_eq!(exit, code, "exit code of {id}");
+    assert_eq!(exit, code, "exit code of {id} (stopped after {took:?})");
     assert!(
         wait_for(Duration::from_secs(5), || !alive(pid)),
         "process {pid} still alive"
@@ -290,6 +287,11 @@ fn remove_pod_and_check(c: &mut Cri, pod: &str) {
         .unwrap_or_else(|e| panic!("StopPodSandbox: {e}"));
     c.remove_pod(pod)
         .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}"));
+    assert_pod_gone(c, pod);
+}
+
+/// A removed pod left no shim, mount or state.
+fn assert_pod_gone(c: &mut Cri, pod: &str) {
     assert!(!c.pods().contains(&pod.to_string()));
     assert!(
         wait_for(Duration::from_secs(10), || c.shims().is_empty()),
@@ -647,7 +649,7 @@ fn sigkilled_shim_is_cleaned_up(e: &Engine) {
     if let Some(e) = first_err {
         println!("sigkilled_shim: first RemovePodSandbox failed, retried: {e}");
     }
-    remove_pod_and_check(&mut c, &pod);
+    assert_pod_gone(&mut c, &pod);
 }
 
 /// A Solo5 unikernel (the fixtures' solo5-ping, as MirageOS on spt or hvt)
@@ -765,7 +767,6 @@ fn pod_start_benchmark() {
     let Some(e) = setup(test, engine) else {
         return;
     };
-    let _g = serial();
     let n: usize = std::env::var("URUNC_CRI_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -177,6 +177,13 @@ impl Cri {
             hostname: name.into(),
             log_directory: logs.display().to_string(),
             annotations: owned(annotations),
+            linux: Some(LinuxPodSandboxConfig {
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(kubelet_namespaces()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -479,6 +486,26 @@ impl Drop for Cri {
         if std::env::var_os("URUNC_SHIM_TEST_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The namespaces a kubelet asks for (pod without shareProcessNamespace):
+/// network and IPC of the pod, a PID namespace per container. (The CRI
+/// default, 0, would be the pod's PID namespace.)
+pub fn kubelet_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+/// A container's security context with the kubelet's namespaces.
+pub fn kubelet_security_context() -> LinuxContainerSecurityContext {
+    LinuxContainerSecurityContext {
+        namespace_options: Some(kubelet_namespaces()),
+        ..Default::default()
     }
 }
 
