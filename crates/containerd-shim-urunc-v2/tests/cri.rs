@@ -778,7 +778,9 @@ fn pod_start_benchmark() {
     c.import(&bb, support::IMAGE);
     let meta = guest_metadata(true);
     let server = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
-    let (mut uk, mut rc) = (vec![], vec![]);
+    // Per handler: time until StartContainer returned, and until the first
+    // TCP reply.
+    let (mut uk, mut rc) = ((vec![], vec![]), (vec![], vec![]));
     for i in 0..n {
         for (handler, out) in [("urunc", &mut uk), ("runc", &mut rc)] {
             let name = format!("b{handler}{i}");
@@ -795,20 +797,25 @@ fn pod_start_benchmark() {
             let t = Instant::now();
             let pod = c.run_pod(&cfg, handler).unwrap();
             let _id = c.run_container(&pod, &cfg, ccfg);
+            let started = t.elapsed();
             let ip = c.pod_ip(&pod);
             let reply = c.tcp_reply(&ip, 8080, want, BOOT);
             let took = t.elapsed();
             assert!(reply.contains(want), "{handler}: {reply:?}");
-            out.push(took);
-            println!("{handler} pod {i}: {took:?}");
+            out.0.push(started);
+            out.1.push(took);
+            println!("{handler} pod {i}: started {started:?}, first reply {took:?}");
             c.stop_pod(&pod).unwrap();
             c.remove_pod(&pod).unwrap();
         }
     }
     println!(
-        "pod start to first TCP reply, median of {n}: urunc (QEMU TCG Linux guest) {:?}, \
-         runc busybox {:?}",
-        median(&mut uk),
-        median(&mut rc)
+        "pod start, median of {n} (containerd {}): urunc (QEMU TCG Linux guest) started {:?}, \
+         first TCP reply {:?}; runc busybox started {:?}, first TCP reply {:?}",
+        e.version,
+        median(&mut uk.0),
+        median(&mut uk.1),
+        median(&mut rc.0),
+        median(&mut rc.1)
     );
 }
