@@ -3,6 +3,9 @@
 //! runtime named by `$URUNC_SHIM_TEST_RUNTIME` (default: the workspace's own
 //! `urunc`, which hands the busybox containers to runc and runs the
 //! unikernels itself; set it to `runc` for a baseline).
+//!
+//! `$URUNC_TEST_CONTAINERD` (a containerd binary with its ctr beside it,
+//! e.g. a 2.x build) runs these cases on that containerd instead.
 
 mod support;
 
@@ -218,8 +221,9 @@ fn terminal_mode_uses_a_pty() {
     let c = Containerd::start("tty");
     // ctr -t needs a terminal of its own: script(1) gives it one.
     let cmd = format!(
-        "ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} tty1 \
+        "{} --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} tty1 \
          /bin/sh -c 'tty; echo on-a-tty; exit 5'",
+        c.ctr.display(),
         c.sock.display(),
         c.namespace
     );
@@ -419,7 +423,9 @@ fn unikernel_runs_through_urunc() {
     assert!(out.status.success(), "import: {}", text(&out.stderr));
     // Bounded: a guest that never exits must fail the test, not hang it.
     let out = std::process::Command::new("timeout")
-        .args(["120", "ctr", "--address"])
+        .arg("120")
+        .arg(&c.ctr)
+        .arg("--address")
         .arg(&c.sock)
         .args([
             "--namespace",
@@ -678,8 +684,9 @@ fn exec_with_a_terminal() {
     ]);
     assert!(out.status.success(), "run -d: {}", text(&out.stderr));
     let cmd = format!(
-        "ctr --address {} --namespace {} task exec -t --exec-id t1 {id} \
+        "{} --address {} --namespace {} task exec -t --exec-id t1 {id} \
          /bin/sh -c 'tty; echo exec-on-tty; exit 6'",
+        c.ctr.display(),
         c.sock.display(),
         c.namespace
     );

@@ -2,6 +2,8 @@
 //!
 //! Sources, first match wins: the OCI spec's annotations (when any key of
 //! ours is there), else `/urunc.json` at the root of the container rootfs.
+//! A CRI sandbox (pause) container is never a unikernel, whatever it carries
+//! (see [`is_cri_sandbox`]).
 //!
 //! # Value encoding rule
 //!
@@ -31,6 +33,23 @@ pub const KEY_BLOCK: &str = "com.urunc.unikernel.block";
 pub const KEY_BLK_MNT: &str = "com.urunc.unikernel.blkMntPoint";
 pub const KEY_USE_DM_BLOCK: &str = "com.urunc.unikernel.useDMBlock";
 pub const KEY_MOUNT_ROOTFS: &str = "com.urunc.unikernel.mountRootfs";
+
+/// containerd's CRI plugin marks the pod's sandbox (pause) container with
+/// `io.kubernetes.cri.container-type: sandbox` (containerd
+/// `pkg/cri/annotations`); CRI-O with `io.kubernetes.cri-o.ContainerType:
+/// sandbox` (cri-o `pkg/annotations`).
+pub const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+pub const CRIO_CONTAINER_TYPE: &str = "io.kubernetes.cri-o.ContainerType";
+
+/// True for a CRI sandbox container. CRI copies the pod's annotations onto
+/// the pause container too, so a pod whose unikernel metadata lives in pod
+/// annotations would otherwise have its pause container taken for the
+/// unikernel (SPEC §4).
+pub fn is_cri_sandbox(annotations: &HashMap<String, String>) -> bool {
+    [CRI_CONTAINER_TYPE, CRIO_CONTAINER_TYPE]
+        .iter()
+        .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
+}
 
 /// The metadata file at the root of the container rootfs.
 pub const FILE_NAME: &str = "urunc.json";
@@ -164,11 +183,16 @@ impl Metadata {
         Self::from_map(pairs).map(Some)
     }
 
-    /// Annotations first, then the rootfs file.
+    /// The one classification: `Ok(None)` means "not a unikernel, delegate".
+    /// A CRI sandbox container is never one; otherwise annotations first,
+    /// then the rootfs file.
     pub fn discover(
         annotations: Option<&HashMap<String, String>>,
         rootfs: &Path,
     ) -> Result<Option<(Metadata, Source)>, MetadataError> {
+        if annotations.is_some_and(is_cri_sandbox) {
+            return Ok(None);
+        }
         if let Some(a) = annotations {
             let m = Self::from_map(a.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
             if m.is_unikernel() {
@@ -312,6 +336,35 @@ mod tests {
         );
         std::fs::write(d.path().join(FILE_NAME), "[1,2]").unwrap();
         assert!(Metadata::discover(None, d.path()).is_err());
+    }
+
+    #[test]
+    fn cri_sandbox_is_never_a_unikernel() {
+        let d = tempfile::tempdir().unwrap();
+        // Even with a urunc.json in its rootfs and our keys in annotations.
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            format!(r#"{{"{KEY_TYPE}":"linux","{KEY_HYPERVISOR}":"qemu"}}"#),
+        )
+        .unwrap();
+        for marker in [CRI_CONTAINER_TYPE, CRIO_CONTAINER_TYPE] {
+            let ann: HashMap<_, _> = [
+                (marker.to_string(), "sandbox".to_string()),
+                (KEY_TYPE.to_string(), "linux".to_string()),
+                (KEY_HYPERVISOR.to_string(), "qemu".to_string()),
+                (KEY_BINARY.to_string(), "/unikernel/missing".to_string()),
+            ]
+            .into();
+            assert_eq!(Metadata::discover(Some(&ann), d.path()).unwrap(), None);
+            // The pod's application containers are still classified.
+            let mut app = ann.clone();
+            app.insert(marker.to_string(), "container".to_string());
+            let (m, src) = Metadata::discover(Some(&app), d.path()).unwrap().unwrap();
+            assert_eq!(
+                (m.binary.as_deref(), src),
+                (Some("/unikernel/missing"), Source::Annotations)
+            );
+        }
     }
 
     #[test]

@@ -99,3 +99,35 @@ fn busybox_create_start_state_delete_through_urunc() {
         "runc spec wrote no config.json"
     );
 }
+
+/// SPEC §4: a CRI sandbox (pause) container carries the pod's annotations,
+/// urunc's keys included; it is still delegated to runc and runs.
+#[test]
+fn cri_sandbox_with_unikernel_annotations_is_delegated() {
+    let t = "cri_sandbox_with_unikernel_annotations_is_delegated";
+    if !ready(t) {
+        return;
+    }
+    let env = Env::new("");
+    for (marker, id) in [
+        ("io.kubernetes.cri.container-type", "sb-containerd"),
+        ("io.kubernetes.cri-o.ContainerType", "sb-crio"),
+    ] {
+        let mut b = busybox_bundle(&["/bin/sh", "-c", "echo pause ok"]).unwrap();
+        b.annotate(marker, "sandbox")
+            .unikernel("linux", "qemu", "/unikernel/missing-kernel");
+        let bundle = b.write();
+        let o = env.urunc(&["run", "--bundle", &bundle, id]);
+        assert_eq!(o.status.code(), Some(0), "{marker}: {}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "pause ok\n", "{marker}");
+        // The same bundle marked as an application container is a unikernel
+        // and fails on its missing kernel, naming the key.
+        b.annotate(marker, "container");
+        b.write();
+        let err = env.create_fails(&b, &format!("{id}-app"));
+        assert!(
+            err.contains("com.urunc.unikernel.binary") && err.contains("does not exist"),
+            "{marker}: {err}"
+        );
+    }
+}

@@ -26,11 +26,13 @@ pub fn need(test: &str) -> Option<()> {
         println!("SKIP: {test}: needs root to run containerd");
         return None;
     }
-    for tool in ["containerd", "ctr", "tar"] {
-        if which(tool).is_none() {
-            println!("SKIP: {test}: {tool} not found in PATH (apt-get install containerd)");
-            return None;
-        }
+    if which("tar").is_none() {
+        println!("SKIP: {test}: tar not found in PATH");
+        return None;
+    }
+    if let Err(e) = engine() {
+        println!("SKIP: {test}: {e}");
+        return None;
     }
     let rt = runtime_under_test();
     if !rt.contains('/') && which(&rt).is_none() {
@@ -64,6 +66,44 @@ pub fn runtime_under_test() -> String {
         .unwrap_or_else(|| "runc".to_string())
 }
 
+/// The environment variable naming the containerd binary the engine tests
+/// run on instead of Debian's (e.g. a 2.x build); `ctr` is taken from the
+/// same directory.
+pub const ENGINE_ENV: &str = "URUNC_TEST_CONTAINERD";
+
+/// containerd and ctr under test: `$URUNC_TEST_CONTAINERD` and the ctr next
+/// to it, else both from PATH (Debian's 1.6).
+pub fn engine() -> Result<(PathBuf, PathBuf), String> {
+    if let Some(bin) = std::env::var_os(ENGINE_ENV).filter(|v| !v.is_empty()) {
+        let containerd = PathBuf::from(bin);
+        let ctr = containerd.with_file_name("ctr");
+        if !containerd.is_file() || !ctr.is_file() {
+            return Err(format!(
+                "{ENGINE_ENV}={}: needs that file and ctr beside it",
+                containerd.display()
+            ));
+        }
+        return Ok((containerd, ctr));
+    }
+    let containerd =
+        which("containerd").ok_or("containerd not found in PATH (apt-get install containerd)")?;
+    let ctr = which("ctr").ok_or("ctr not found in PATH (apt-get install containerd)")?;
+    Ok((containerd, ctr))
+}
+
+/// Major version of a containerd binary (`containerd --version`: "containerd
+/// github.com/containerd/containerd 1.6.20~ds1 …" or "… /v2 v2.1.5 …").
+pub fn containerd_major(containerd: &Path) -> u32 {
+    let out = Command::new(containerd).arg("--version").output();
+    let s = out.map(|o| text(&o.stdout)).unwrap_or_default();
+    s.split_whitespace()
+        .nth(2)
+        .map(|v| v.trim_start_matches('v'))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1)
+}
+
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -72,7 +112,7 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn busybox() -> Option<PathBuf> {
+pub fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -174,7 +214,7 @@ pub fn build_unikernel_image_with(
 
 /// Pack `rootfs` as a one-layer OCI image named `image_name`; returns the
 /// archive path.
-fn pack_rootfs(
+pub fn pack_rootfs(
     dir: &Path,
     rootfs: &Path,
     tag: &str,
@@ -254,6 +294,8 @@ fn pack_rootfs(
 /// A private containerd with the shim in its PATH and the test image imported.
 pub struct Containerd {
     pub dir: PathBuf,
+    /// The ctr matching the containerd under test.
+    pub ctr: PathBuf,
     pub sock: PathBuf,
     pub namespace: String,
     daemon: Option<Child>,
@@ -273,26 +315,46 @@ impl Containerd {
         .unwrap();
         let sock = dir.join("c.sock");
         let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
+        let (containerd, ctr) = engine().unwrap();
+        // containerd 2.x: config version 3, its CRI split into several
+        // plugins, no `opt` plugin.
+        let (version, cri, opt) = if containerd_major(&containerd) >= 2 {
+            (
+                3,
+                "\"io.containerd.grpc.v1.cri\", \"io.containerd.cri.v1.runtime\", \
+                 \"io.containerd.cri.v1.images\"",
+                String::new(),
+            )
+        } else {
+            (
+                2,
+                "\"io.containerd.grpc.v1.cri\"",
+                format!(
+                    "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = {}\n",
+                    q(&dir.join("opt"))
+                ),
+            )
+        };
         let config = format!(
-            "version = 2\nroot = {}\nstate = {}\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+            "version = {version}\nroot = {}\nstate = {}\n\
+             disabled_plugins = [{cri}]\n\
              [grpc]\n  address = {}\n[ttrpc]\n  address = \"\"\n\
-             [debug]\n  address = {}\n  level = \"debug\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {}\n",
+             [debug]\n  address = {}\n  level = \"debug\"\n{opt}",
             q(&dir.join("root")),
             q(&dir.join("state")),
             q(&sock),
             q(&dir.join("debug.sock")),
-            q(&dir.join("opt")),
         );
         fs::write(dir.join("config.toml"), config).unwrap();
         let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        // The engine's own directory too (a 2.x build may bring its shims).
         let path = format!(
-            "{}:{}",
+            "{}:{}:{}",
             dir.join("bin").display(),
+            containerd.parent().unwrap_or(Path::new("/")).display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let daemon = Command::new(which("containerd").unwrap())
+        let daemon = Command::new(&containerd)
             .arg("--config")
             .arg(dir.join("config.toml"))
             .env("PATH", path)
@@ -304,6 +366,7 @@ impl Containerd {
             .unwrap();
         let c = Containerd {
             dir,
+            ctr,
             sock,
             namespace: format!("ushim-{name}"),
             daemon: Some(daemon),
@@ -335,7 +398,7 @@ impl Containerd {
     }
 
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
+        let mut cmd = Command::new(&self.ctr);
         cmd.arg("--address")
             .arg(&self.sock)
             .arg("--namespace")
