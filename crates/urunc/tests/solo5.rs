@@ -263,7 +263,10 @@ struct Netns(String);
 
 impl Netns {
     fn new(tag: &str) -> Netns {
-        let name = format!("urs5{}{tag}", std::process::id());
+        // Unique per test in this process: the tests run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("urs5{}{n}{tag}", std::process::id());
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &name])
             .output();
@@ -418,8 +421,14 @@ fn guest_answers_ping_through_the_containers_tap() {
             return;
         }
         assert!(o.status.success(), "{}", text(&o));
+        // Wait for the whole line, not only its start: the guest writes it
+        // in pieces.
         assert!(
-            env.wait_out(&id, "URUNC-SOLO5-PING serving", Duration::from_secs(30)),
+            env.wait_out(
+                &id,
+                &format!("URUNC-SOLO5-PING serving 10.0.0.2 mac {mac}\n"),
+                Duration::from_secs(30)
+            ),
             "{}{}",
             env.out(&id),
             env.err(&id)
