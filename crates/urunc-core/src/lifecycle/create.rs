@@ -109,6 +109,7 @@ fn create_in(
         })
         .and_then(|n| n.path().clone());
     let hooks = spec.hooks().clone().unwrap_or_default();
+    let network = network_choice(rt, opts, spec, netns.as_deref())?;
     let mut st = State {
         id: opts.id.clone(),
         bundle: bundle.to_path_buf(),
@@ -124,6 +125,7 @@ fn create_in(
         cgroup_parents: vec![],
         netns,
         tap: crate::network::tap_name(&opts.id),
+        network: network.clone(),
         poststart: hooks.poststart().clone().unwrap_or_default(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
     };
@@ -138,6 +140,7 @@ fn create_in(
         console_socket: opts.console_socket.clone(),
         preserve_fds: opts.preserve_fds,
         state_json: creating.to_string(),
+        network: &network,
     };
     let mut child = sandbox::spawn(&launch)?;
     rec.mark(ts::CREATE_FORKED);
@@ -200,6 +203,49 @@ fn create_in(
     }
     rec.mark(ts::CREATE_DONE);
     Ok(Outcome::Created(child_pid))
+}
+
+/// The container's network mode and ports (SPEC §7): from its annotations
+/// and the config, settled against the other live unikernels that joined
+/// the same network namespace (a pod's).
+fn network_choice(
+    rt: &Runtime,
+    opts: &CreateOpts,
+    spec: &Spec,
+    netns: Option<&Path>,
+) -> Result<crate::network::mode::Choice> {
+    use crate::network::mode;
+    use std::os::unix::fs::MetadataExt;
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let me = mode::choose(
+        spec.annotations().as_ref().unwrap_or(&Default::default()),
+        &env,
+        rt.config.network.mode,
+    )
+    .map_err(Error::msg)?;
+    let Some(ns) = netns else {
+        return Ok(me);
+    };
+    let id_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mine = id_of(ns);
+    let others: Vec<mode::Neighbour> = crate::state::list(&rt.root)
+        .into_iter()
+        .filter(|s| s.id != opts.id && s.status() != crate::state::Status::Stopped)
+        .filter(|s| {
+            s.netns
+                .as_deref()
+                .is_some_and(|p| p == ns || (mine.is_some() && id_of(p) == mine))
+        })
+        .map(|s| mode::Neighbour {
+            id: s.id,
+            choice: s.network,
+        })
+        .collect();
+    mode::settle(me, &others).map_err(|e| Error::msg(format!("network: {e}")))
 }
 
 fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
