@@ -37,8 +37,9 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         let r = in_netns(ns, || {
             // Both modes' leftovers: tc's qdiscs (found by cookie), the
             // shared mode's table (found by name); the tap either way.
-            network::teardown(&st.tap, None)?;
-            network::shared::teardown(id, &st.tap).map_err(Error::from)
+            let tc = network::teardown(&st.tap, None);
+            let shared = network::shared::teardown(id, &st.tap);
+            tc.and(shared).map_err(Error::from)
         });
         if let Err(e) = r {
             crate::log::warn(&format!("container {id}: removing tap {}: {e}", st.tap));
