@@ -438,3 +438,84 @@ fn two_unikernels_one_pod() {
     assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "0");
     let _ = PathBuf::new();
 }
+
+/// A pod whose first unikernel took the default (tc) mode refuses a
+/// second one at create, naming the first; a table named like ours that
+/// urunc did not make is left alone and start fails saying so.
+#[test]
+fn tc_pod_refuses_a_second_unikernel_and_foreign_tables_stay() {
+    let t = "tc_pod_refuses_a_second_unikernel_and_foreign_tables_stay";
+    if !need_root(t) || !need_tools(t) {
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(3);
+    let env = Env::new(LINUX_CONFIG);
+    let a = guest(&pod, &["/init", "serve"], &[], &[]);
+    let _ca = Ctr {
+        env: &env,
+        id: "tc-a".into(),
+    };
+    env.create(&a.write(), "tc-a", &[]);
+    let b = guest(
+        &pod,
+        &["/init", "serve", "8081"],
+        &[("com.urunc.network.ports", "8081")],
+        &[],
+    );
+    let e = env.create_fails(&b, "tc-b");
+    println!("second next to tc: {e}");
+    assert!(e.contains("tc-a") && e.contains("tc mode"), "{e}");
+    env.ok(&["delete", "--force", "tc-a"]);
+
+    let podns = pod.pod.clone();
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &podns,
+        "nft",
+        "add",
+        "table",
+        "ip",
+        "urunc-sh-f",
+    ]);
+    let f = guest(
+        &pod,
+        &["/init", "serve"],
+        &[("com.urunc.network.mode", "shared")],
+        &[],
+    );
+    let _cf = Ctr {
+        env: &env,
+        id: "sh-f".into(),
+    };
+    env.create(&f.write(), "sh-f", &[]);
+    let o = env.urunc(&["start", "sh-f"]);
+    let e = text(&o);
+    println!("foreign table: {e}");
+    assert!(
+        !o.status.success() && e.contains("urunc-sh-f") && e.contains("not urunc's"),
+        "{e}"
+    );
+    env.ok(&["delete", "--force", "sh-f"]);
+    let l = must(&["ip", "netns", "exec", &podns, "nft", "list", "tables"]);
+    assert!(
+        l.contains("table ip urunc-sh-f"),
+        "the foreign table went: {l}"
+    );
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &podns,
+        "nft",
+        "delete",
+        "table",
+        "ip",
+        "urunc-sh-f",
+    ]);
+    assert_eq!(pod.leftovers(), "");
+    assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "0");
+}
