@@ -9,7 +9,8 @@
 #   bench/netmodes.sh [N [C]]   (default 300 requests, concurrency 4;
 #                                root, qemu-system-x86_64, ip, ab from apache2-utils)
 #
-# URUNC=<path> picks the binary (default target/debug/urunc, built if absent).
+# URUNC=<path> picks the binary (default target/debug/urunc, built if absent);
+# MODES="shared tc" changes the order (TCG guests are sensitive to host load).
 set -euo pipefail
 N=${1:-300}
 C=${2:-4}
@@ -99,7 +100,7 @@ warm() { # until one request is answered
 }
 
 printf '%-34s %10s %10s %8s\n' "server (N=$N, c=$C)" "req/s" "p99 ms" "failed"
-for mode in tc shared; do
+for mode in ${MODES:-tc shared}; do
 	b=$(bundle "$mode")
 	"$URUNC" --root "$W/state" create --bundle "$b" "nb-$mode" >"$W/$mode.out" 2>&1 </dev/null
 	"$URUNC" --root "$W/state" start "nb-$mode"

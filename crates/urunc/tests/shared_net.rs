@@ -364,7 +364,7 @@ fn two_unikernels_one_pod() {
     subreaper();
     let pod = Pod::new(2);
     let peer = pod.peer.clone();
-    let env = Env::new(LINUX_CONFIG);
+    let (env, ts) = ts_env();
     let shared = |ports: &'static str| -> [(&'static str, &'static str); 2] {
         [
             ("com.urunc.network.mode", "shared"),
@@ -436,7 +436,51 @@ fn two_unikernels_one_pod() {
     stop_delete(&env, "sh-b", pb);
     assert_eq!(pod.leftovers(), "", "left in the pod after delete");
     assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "0");
-    let _ = PathBuf::new();
+    let us = network_step_us(&ts);
+    println!(
+        "shared-mode network step (TS11->TS12) over {} starts: {us:?} µs",
+        us.len()
+    );
+    assert_eq!(us.len(), 3);
+}
+
+/// Config with timestamps on; returns the timestamps file.
+fn ts_env() -> (Env, PathBuf) {
+    let env = Env::new(LINUX_CONFIG);
+    let ts = env.dir.path().join("timestamps.jsonl");
+    std::fs::write(
+        &env.config,
+        format!(
+            "{LINUX_CONFIG}\n[timestamps]\nenabled = true\ndestination = \"{}\"\n",
+            ts.display()
+        ),
+    )
+    .unwrap();
+    (env, ts)
+}
+
+/// TS11→TS12 (the network step) of every start recorded in `ts`, in µs.
+fn network_step_us(ts: &PathBuf) -> Vec<u64> {
+    let s = std::fs::read_to_string(ts).unwrap_or_default();
+    let mut t11 = std::collections::HashMap::new();
+    let mut out = vec![];
+    for l in s.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = v["containerID"].as_str().unwrap_or_default().to_string();
+        let t = v["time"].as_u64().unwrap_or_default();
+        match v["timestampID"].as_str() {
+            Some("TS11") => {
+                t11.insert(id, t);
+            }
+            Some("TS12") => {
+                if let Some(a) = t11.remove(&id) {
+                    out.push((t - a) / 1000);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A pod whose first unikernel took the default (tc) mode refuses a
