@@ -25,7 +25,7 @@ bash "$HERE/tests/fixtures/build.sh" >/dev/null
 FX=$HERE/tests/fixtures/build
 
 W=$(mktemp -d /tmp/urunc-netbench.XXXXXX)
-POD=unb$$p PEER=unb$$g
+POD=unb$$p PEER=unb$$g SIM=unb$$s
 PLAIN=
 cleanup() {
 	set +e
@@ -33,6 +33,7 @@ cleanup() {
 	[ -n "$PLAIN" ] && kill "$PLAIN" 2>/dev/null
 	ip netns del "$POD" 2>/dev/null
 	ip netns del "$PEER" 2>/dev/null
+	ip netns del "$SIM" 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -79,10 +80,10 @@ JSON
 	echo "$b"
 }
 
-# ab's "Requests per second" and 99th percentile (ms).
+# ab's "Requests per second" and 99th percentile (ms) of PORT (default 8080).
 measure() {
 	local out
-	out=$(ip netns exec "$PEER" ab -q -n "$N" -c "$C" http://10.202.0.2:8080/ 2>&1)
+	out=$(ip netns exec "$PEER" ab -q -n "$N" -c "$C" "http://10.202.0.2:${2:-8080}/" 2>&1)
 	local rps p99 failed
 	rps=$(awk '/^Requests per second/ {print $4}' <<<"$out")
 	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
@@ -90,9 +91,9 @@ measure() {
 	printf '%-34s %10s %10s %8s\n' "$1" "${rps:-?}" "${p99:-?}" "${failed:-?}"
 }
 
-warm() { # until one request is answered
+warm() { # WHAT [PORT]: until one request is answered
 	for _ in $(seq 1 60); do
-		ip netns exec "$PEER" busybox nc -w 2 10.202.0.2 8080 </dev/null 2>/dev/null | grep -q "hello" && return 0
+		ip netns exec "$PEER" busybox nc -w 2 10.202.0.2 "${2:-8080}" </dev/null 2>/dev/null | grep -q "hello" && return 0
 		sleep 0.5
 	done
 	echo "bench/netmodes.sh: $1 never answered" >&2
@@ -119,3 +120,29 @@ ip netns exec "$POD" busybox nc -ll -p 8080 -e "$W/hello" &
 PLAIN=$!
 warm plain
 measure "plain process on the veth"
+
+# The same process one hop further, in its own namespace behind a veth with
+# a /30 and the shared mode's DNAT + masquerade (made here with nft, as urunc
+# makes them over netlink): the host-side cost of the mode alone.
+if command -v nft >/dev/null; then
+	ip netns add "$SIM"
+	ip -n "$SIM" link set lo up
+	ip -n "$POD" link add sim0 type veth peer name eth0 netns "$SIM"
+	ip -n "$POD" addr add 169.254.200.1/30 dev sim0
+	ip -n "$POD" link set sim0 up
+	ip -n "$SIM" addr add 169.254.200.2/30 dev eth0
+	ip -n "$SIM" link set eth0 up
+	ip -n "$SIM" route add default via 169.254.200.1
+	ip netns exec "$POD" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+	ip netns exec "$POD" nft -f - <<NFT
+table ip bench {
+	chain prerouting { type nat hook prerouting priority -100; ip daddr 10.202.0.2 tcp dport 8081 dnat to 169.254.200.2:8080; }
+	chain postrouting { type nat hook postrouting priority 100; ip saddr 169.254.200.2 oif "eth0" masquerade; }
+}
+NFT
+	ip netns exec "$SIM" busybox nc -ll -p 8080 -e "$W/hello" &
+	SIMPID=$!
+	warm sim 8081
+	measure "plain process behind shared's NAT" 8081
+	kill "$SIMPID" 2>/dev/null
+fi
