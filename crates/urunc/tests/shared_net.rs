@@ -372,7 +372,18 @@ fn two_unikernels_one_pod() {
         ]
     };
     let a = guest(&pod, &["/init", "serve", "8080"], &shared("8080/tcp"), &[]);
-    let b = guest(&pod, &["/init", "serve", "8081"], &shared("8081"), &[]);
+    // b's port comes from the image: /urunc.json, base64 like the metadata.
+    let b = guest(
+        &pod,
+        &["/init", "serve", "8081"],
+        &[("com.urunc.network.mode", "shared")],
+        &[],
+    );
+    std::fs::write(
+        b.rootfs().join("urunc.json"),
+        r#"{"com.urunc.network.ports": "ODA4MS90Y3A="}"#,
+    )
+    .unwrap();
     let _ca = Ctr {
         env: &env,
         id: "sh-a".into(),

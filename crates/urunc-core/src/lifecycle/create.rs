@@ -109,7 +109,7 @@ fn create_in(
         })
         .and_then(|n| n.path().clone());
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let network = network_choice(rt, opts, spec, netns.as_deref())?;
+    let network = network_choice(rt, opts, spec, rootfs, netns.as_deref())?;
     let mut st = State {
         id: opts.id.clone(),
         bundle: bundle.to_path_buf(),
@@ -212,6 +212,7 @@ fn network_choice(
     rt: &Runtime,
     opts: &CreateOpts,
     spec: &Spec,
+    rootfs: &Path,
     netns: Option<&Path>,
 ) -> Result<crate::network::mode::Choice> {
     use crate::network::mode;
@@ -221,12 +222,13 @@ fn network_choice(
         .as_ref()
         .and_then(|p| p.env().clone())
         .unwrap_or_default();
-    let me = mode::choose(
-        spec.annotations().as_ref().unwrap_or(&Default::default()),
-        &env,
-        rt.config.network.mode,
-    )
-    .map_err(Error::msg)?;
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    if !annotations.contains_key(mode::KEY_PORTS) {
+        if let Some(p) = image_ports(rootfs)? {
+            annotations.insert(mode::KEY_PORTS.into(), p);
+        }
+    }
+    let me = mode::choose(&annotations, &env, rt.config.network.mode).map_err(Error::msg)?;
     let Some(ns) = netns else {
         return Ok(me);
     };
@@ -246,6 +248,28 @@ fn network_choice(
         })
         .collect();
     mode::settle(me, &others).map_err(|e| Error::msg(format!("network: {e}")))
+}
+
+/// The image's ports: `com.urunc.network.ports` in the rootfs's
+/// `/urunc.json` (where an image builder records what the image serves —
+/// the OCI image config's ExposedPorts never reach the runtime spec),
+/// encoded like the metadata values (plain or base64).
+fn image_ports(rootfs: &Path) -> Result<Option<String>> {
+    let path = rootfs.join(crate::metadata::FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let map: std::collections::HashMap<String, serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_default();
+    match map.get(crate::network::mode::KEY_PORTS) {
+        None => Ok(None),
+        Some(serde_json::Value::String(v)) => Ok(Some(crate::metadata::decode_value(v))),
+        Some(other) => Err(Error::msg(format!(
+            "{}: key {}: value {other} is not a string",
+            path.display(),
+            crate::network::mode::KEY_PORTS
+        ))),
+    }
 }
 
 fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
