@@ -25,6 +25,7 @@
 pub mod mode;
 mod netlink;
 mod nft;
+mod nft_sock;
 pub mod shared;
 mod tap;
 mod tc;

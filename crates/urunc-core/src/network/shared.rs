@@ -24,7 +24,8 @@
 //! userdata starts with `urunc `; anything else is left alone.
 
 use super::mode::Port;
-use super::nft::{self, Action, Chain, Cond, Hook, Nft, NftError, Rule, Table};
+use super::nft::{self, Action, Chain, Cond, Hook, Rule, Table};
+use super::nft_sock::{Nft, NftError};
 use super::{failed, NetError, NetFacts};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
