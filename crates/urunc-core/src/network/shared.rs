@@ -202,7 +202,16 @@ fn ours(t: &nft::Listed) -> bool {
 }
 
 fn nft_failed(what: impl Into<String>, e: NftError) -> NetError {
-    failed(what, e)
+    // What a kernel without nf_tables (or its NAT expressions) answers.
+    let hint = match e.errno {
+        libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT | libc::EOPNOTSUPP | libc::ENOENT => {
+            "; the shared network mode needs nftables NAT in the kernel \
+             (CONFIG_NF_TABLES, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, or the nf_tables, \
+             nft_nat, nft_masq modules)"
+        }
+        _ => "",
+    };
+    failed(what, format!("{e}{hint}"))
 }
 
 fn read_sysctl(path: &str) -> Result<u8, NetError> {
