@@ -2,6 +2,9 @@
 //! the current network namespace, create the container's tap and redirect
 //! all traffic between eth0 and the tap with tc. Everything goes over
 //! rtnetlink (no `ip`/`tc` binaries), a handful of round trips per start.
+//! That is the `tc` mode; the `shared` mode (pod IP kept on eth0, NAT to a
+//! private /30 per guest) is in [`shared`], the choice between them in
+//! [`mode`].
 //!
 //! The address stays on eth0. With every frame arriving on eth0 redirected
 //! at tc ingress, the namespace's own stack never sees the guest's traffic,
@@ -22,7 +25,11 @@
 //! interface whose ingress we took without being told, and `setup`
 //! recognises another container's live redirect on eth0.
 
+pub mod mode;
 mod netlink;
+mod nft;
+mod nft_sock;
+pub mod shared;
 mod tap;
 mod tc;
 
@@ -83,8 +90,12 @@ pub struct NetFacts {
 /// The dotted netmask of a prefix length (`24` → 255.255.255.0); prefixes
 /// above 32 are treated as 32.
 pub fn prefix_mask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(mask_u32(prefix))
+}
+
+fn mask_u32(prefix: u8) -> u32 {
     let p = u32::from(prefix.min(32));
-    Ipv4Addr::from(u32::MAX.checked_shl(32 - p).unwrap_or(0))
+    u32::MAX.checked_shl(32 - p).unwrap_or(0)
 }
 
 /// An interface as the link dump shows it.
