@@ -180,9 +180,10 @@ impl Metadata {
     /// The one classification: `Ok(None)` means "not a unikernel, delegate".
     /// A CRI sandbox container is never one; otherwise annotations first,
     /// then the rootfs file.
+    /// `rootfs` is `None` when the bundle has none (only annotations count).
     pub fn discover(
         annotations: Option<&HashMap<String, String>>,
-        rootfs: &Path,
+        rootfs: Option<&Path>,
     ) -> Result<Option<(Metadata, Source)>, MetadataError> {
         if annotations.is_some_and(is_cri_sandbox) {
             return Ok(None);
@@ -193,6 +194,9 @@ impl Metadata {
                 return Ok(Some((m, Source::Annotations)));
             }
         }
+        let Some(rootfs) = rootfs else {
+            return Ok(None);
+        };
         Ok(Self::from_rootfs(rootfs)?.map(|m| (m, Source::File)))
     }
 }
@@ -291,19 +295,21 @@ mod tests {
             ),
         )
         .unwrap();
-        let (m, src) = Metadata::discover(None, d.path()).unwrap().unwrap();
+        let (m, src) = Metadata::discover(None, Some(d.path())).unwrap().unwrap();
         assert_eq!(
             (m.unikernel_type.as_deref(), src),
             (Some("linux"), Source::File)
         );
         let ann: HashMap<_, _> = [(KEY_TYPE.to_string(), "mewz".to_string())].into();
-        let (m, src) = Metadata::discover(Some(&ann), d.path()).unwrap().unwrap();
+        let (m, src) = Metadata::discover(Some(&ann), Some(d.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (m.unikernel_type.as_deref(), src),
             (Some("mewz"), Source::Annotations)
         );
         std::fs::write(d.path().join(FILE_NAME), "[1,2]").unwrap();
-        assert!(Metadata::discover(None, d.path()).is_err());
+        assert!(Metadata::discover(None, Some(d.path())).is_err());
     }
 
     #[test]
@@ -323,11 +329,16 @@ mod tests {
                 (KEY_BINARY.to_string(), "/unikernel/missing".to_string()),
             ]
             .into();
-            assert_eq!(Metadata::discover(Some(&ann), d.path()).unwrap(), None);
+            assert_eq!(
+                Metadata::discover(Some(&ann), Some(d.path())).unwrap(),
+                None
+            );
             // The pod's application containers are still classified.
             let mut app = ann.clone();
             app.insert(marker.to_string(), "container".to_string());
-            let (m, src) = Metadata::discover(Some(&app), d.path()).unwrap().unwrap();
+            let (m, src) = Metadata::discover(Some(&app), Some(d.path()))
+                .unwrap()
+                .unwrap();
             assert_eq!(
                 (m.binary.as_deref(), src),
                 (Some("/unikernel/missing"), Source::Annotations)

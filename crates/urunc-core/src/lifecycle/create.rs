@@ -2,8 +2,9 @@
 //! into the container's namespaces and cgroup, run the create hooks.
 
 use super::Runtime;
+use crate::bundle::Bundle;
 use crate::cgroups;
-use crate::error::{BundleError, Context, Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::metadata::Metadata;
 use crate::plan;
@@ -29,44 +30,23 @@ pub enum Outcome {
     NotUnikernel,
 }
 
-fn load_spec(bundle: &Path) -> Result<(Spec, PathBuf)> {
-    let spec = Spec::load(bundle.join("config.json")).map_err(|source| BundleError::Spec {
-        bundle: bundle.to_path_buf(),
-        source,
-    })?;
-    let root = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .ok_or_else(|| BundleError::Invalid {
-            bundle: bundle.to_path_buf(),
-            problem: "config.json has no root.path".into(),
-        })?;
-    let rootfs = if root.is_absolute() {
-        root
-    } else {
-        bundle.join(root)
-    };
-    if !rootfs.is_dir() {
-        return Err(BundleError::Invalid {
-            bundle: bundle.to_path_buf(),
-            problem: format!("rootfs {} is not a directory", rootfs.display()),
-        }
-        .into());
-    }
-    Ok((spec, rootfs))
-}
-
 pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     let rec = Recorder::new(&rt.config.timestamps, &opts.id);
     rec.mark(ts::CREATE_START);
-    crate::state::validate_id(&opts.id)?;
-    let bundle =
-        std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
-    let (spec, rootfs) = load_spec(&bundle)?;
-    let Some((md, _src)) = Metadata::discover(spec.annotations().as_ref(), &rootfs)? else {
+    // Classification reads only annotations and root.path: everything
+    // else in config.json is the delegate's to judge (crate::bundle).
+    let b = Bundle::read(&opts.bundle)?;
+    let Some((md, _src)) = Metadata::discover(Some(&b.annotations), b.rootfs.as_deref())? else {
         return Ok(Outcome::NotUnikernel);
     };
+    // A config file that could not be read or parsed stops unikernels only.
+    if let Some(e) = &rt.config_error {
+        return Err(e.clone().into());
+    }
+    crate::state::validate_id(&opts.id)?;
+    let rootfs = b.require_rootfs()?.to_path_buf();
+    let spec = b.spec()?;
+    let bundle = b.dir.clone();
     let mut unikernel = plan::prepare(&spec, &rootfs, &md, &rt.config)?;
     // Plan once: errors in the user's input surface now.
     plan::validate(&unikernel)?;
