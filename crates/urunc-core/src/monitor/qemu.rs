@@ -5,6 +5,10 @@ use crate::shares::ShareFs;
 
 pub struct Qemu;
 
+/// The host's vhost-net device: with it, QEMU's virtio-net datapath runs
+/// in the host kernel instead of QEMU's own thread (`vhost=on`).
+pub const VHOST_NET: &str = "/dev/vhost-net";
+
 const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 impl Monitor for Qemu {
@@ -70,10 +74,16 @@ impl Monitor for Qemu {
         }
         match r.nic {
             Some(nic) => {
-                let netdev = format!(
+                let mut netdev = format!(
                     "tap,id=n0,ifname={},script=no,downscript=no",
                     qemu_opt_escape(&nic.tap)
                 );
+                // `vhost` is settled at create (plan::prepare): unset or
+                // false here means off.
+                if r.config.vhost == Some(true) {
+                    netdev.push_str(",vhost=on");
+                    devices.push(VHOST_NET.into());
+                }
                 let mut dev = format!("virtio-net-pci,netdev=n0,mac={}", format_mac(&nic.mac));
                 if r.needs.modern_virtio {
                     dev.push_str(",disable-legacy=on,disable-modern=off");
