@@ -90,6 +90,37 @@ pub fn decode_value(raw: &str) -> String {
     }
 }
 
+/// Keys whose value is one word or a path: no control characters at all.
+const WORD_KEYS: &[&str] = &[
+    KEY_TYPE,
+    KEY_HYPERVISOR,
+    KEY_BINARY,
+    KEY_VERSION,
+    KEY_INITRD,
+    KEY_BLOCK,
+    KEY_BLK_MNT,
+];
+
+/// Refuses what no value may carry: a NUL byte anywhere (it cannot reach
+/// an argv or a path intact), and control characters (newline, ...) in
+/// the one-word and path keys, where they could only split or fake a line
+/// of a monitor's command line or config. `cmdline` may hold tabs and
+/// newlines: they separate words like spaces.
+fn check_value(key: &str, v: &str) -> Result<(), MetadataError> {
+    if v.contains('\0') {
+        return Err(MetadataError::invalid(key, "the value contains a NUL byte"));
+    }
+    if WORD_KEYS.contains(&key) {
+        if let Some(c) = v.chars().find(|c| c.is_control()) {
+            return Err(MetadataError::invalid(
+                key,
+                format!("{v:?} contains the control character {c:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, MetadataError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
@@ -113,6 +144,7 @@ impl Metadata {
                 continue;
             }
             let v = decode_value(raw);
+            check_value(k, &v)?;
             let slot = match k {
                 KEY_TYPE => &mut m.unikernel_type,
                 KEY_HYPERVISOR => &mut m.hypervisor,

@@ -70,7 +70,21 @@ impl Monitor for Qemu {
         }
         push(&["-kernel", &r.kernel.display().to_string()]);
         if let Some(i) = r.initrd {
-            push(&["-initrd", &i.display().to_string()]);
+            // QEMU's multiboot loader (Unikraft's kernels boot that way)
+            // reads `-initrd` as a comma-separated module list, each
+            // module's name ending at its first space (the rest are the
+            // module's arguments); the Linux and PVH loaders take it
+            // plain. No escaping suits both, so such a path is refused:
+            // `initrd=/k,/etc/shadow` would load a second, host file
+            // (QEMU hw/i386/multiboot.c, `get_opt_value`).
+            let p = i.display().to_string();
+            if let Some(c) = p.chars().find(|c| *c == ',' || c.is_whitespace()) {
+                return Err(format!(
+                    "initrd path {p:?} contains {c:?}, which QEMU's multiboot loader reads as a separator (key {})",
+                    crate::metadata::KEY_INITRD
+                ));
+            }
+            push(&["-initrd", &p]);
         }
         match r.nic {
             Some(nic) => {
