@@ -300,7 +300,7 @@ impl Config {
                     .map(|l| format!("line {l}: "))
                     .unwrap_or_default()
             };
-            if !crate::monitor::KNOWN.contains(&name.as_str()) {
+            if !crate::monitor::KNOWN.contains(&crate::monitor::canonical(name)) {
                 warnings.push(format!(
                     "config file {}: {}[monitors.{name}]: not a known monitor (known: {}); ignored",
                     path.display(),
@@ -334,8 +334,15 @@ impl Config {
 
     /// `[monitors.<name>]`, with the settings that live elsewhere in the
     /// Go urunc's layout filled in (virtiofsd's path).
+    /// A section may use a monitor's alias (`[monitors.cloud-hypervisor]`).
     pub fn monitor(&self, name: &str) -> MonitorConfig {
-        let mut m = self.monitors.get(name).cloned().unwrap_or_default();
+        let section = self.monitors.get(name).or_else(|| {
+            self.monitors
+                .iter()
+                .find(|(k, _)| crate::monitor::canonical(k) == name)
+                .map(|(_, m)| m)
+        });
+        let mut m = section.cloned().unwrap_or_default();
         let vfs = &self.extra_binaries.virtiofsd;
         if m.virtiofsd.is_none() {
             m.virtiofsd = vfs.path.clone();
@@ -453,6 +460,15 @@ options = "--sandbox none"
         assert_eq!(q.data_dir.as_deref(), Some(Path::new("/opt/qemu")));
         assert_eq!(q.extra_guest_args, ["tsc_early_khz=1000"]);
         assert_eq!(q.default_memory_mib, Some(300));
+        // A monitor's alias names its section too.
+        let mut w = Vec::new();
+        let text = "[monitors.cloud-hypervisor]\npath = \"/opt/clh\"\n";
+        let c = Config::parse_with_warnings(text, Path::new("x.toml"), &mut w).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.monitor("clh").path.as_deref(),
+            Some(Path::new("/opt/clh"))
+        );
     }
 
     #[test]
