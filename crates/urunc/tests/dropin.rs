@@ -247,3 +247,45 @@ fn runc_receives_config_json_fields_urunc_does_not_know() {
         "{err}"
     );
 }
+
+/// The Go urunc v0.8 runs rootless; this one does not yet. An unprivileged
+/// user gets a clear error for a unikernel (not EPERM from an unshare),
+/// and nothing is left behind.
+#[test]
+fn unikernel_as_an_unprivileged_user_is_refused_clearly() {
+    let t = "unikernel_as_an_unprivileged_user_is_refused_clearly";
+    if !need_root(t) || !need_bin(t, "runuser") {
+        return;
+    }
+    let env = Env::new("");
+    let mut u = Bundle::new();
+    std::fs::create_dir_all(u.rootfs().join("unikernel")).unwrap();
+    std::fs::write(u.rootfs().join("unikernel/kernel"), b"k").unwrap();
+    u.unikernel("unikraft", "qemu", "/unikernel/kernel");
+    let bundle = u.write();
+    let state = env.dir.path().join("user-state");
+    for p in [env.dir.path(), u.path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let o = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(urunc_bin())
+        .args([
+            "--root",
+            state.to_str().unwrap(),
+            "create",
+            "--bundle",
+            &bundle,
+            "rl1",
+        ])
+        .env("URUNC_CONFIG", &env.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        err.contains("unikernel containers need root") && err.contains("rootless"),
+        "{err}"
+    );
+    assert!(!state.join("rl1").exists());
+}

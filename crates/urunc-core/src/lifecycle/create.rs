@@ -43,6 +43,15 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     if let Some(e) = &rt.config_error {
         return Err(e.clone().into());
     }
+    // Monitors are started in namespaces, cgroups and a sandbox root that
+    // only root can make; without this check the user would see EPERM from
+    // the first unshare.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::msg(format!(
+            "container {}: unikernel containers need root: urunc does not yet run monitors in a user namespace (rootless operation is not supported); containers that are not unikernels are delegated as usual",
+            opts.id
+        )));
+    }
     crate::state::validate_id(&opts.id)?;
     let rootfs = b.require_rootfs()?.to_path_buf();
     let spec = b.spec()?;
