@@ -43,9 +43,21 @@ fn main() -> ExitCode {
             "{e}; using the built-in defaults (containers that are not unikernels are delegated as usual, unikernel containers fail until the file is fixed)"
         ));
     }
+    // runc's --rootless: true, false, or auto (unset): rootless when not root.
+    let rootless = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !nix::unistd::geteuid().is_root(),
+    };
+    // Rootless state lives under $XDG_RUNTIME_DIR, as runc's does.
+    let default_root = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if rootless && !x.is_empty() => std::path::PathBuf::from(x).join("urunc"),
+        _ => "/run/urunc".into(),
+    };
     let rt = Runtime {
-        root: cli.root.clone().unwrap_or_else(|| "/run/urunc".into()),
+        root: cli.root.clone().unwrap_or(default_root),
         systemd_cgroup: cli.systemd_cgroup,
+        rootless,
         config: loaded.config,
         config_error: loaded.error,
     };

@@ -248,44 +248,129 @@ fn runc_receives_config_json_fields_urunc_does_not_know() {
     );
 }
 
-/// The Go urunc v0.8 runs rootless; this one does not yet. An unprivileged
-/// user gets a clear error for a unikernel (not EPERM from an unshare),
-/// and nothing is left behind.
-#[test]
-fn unikernel_as_an_unprivileged_user_is_refused_clearly() {
-    let t = "unikernel_as_an_unprivileged_user_is_refused_clearly";
-    if !need_root(t) || !need_bin(t, "runuser") {
-        return;
-    }
-    let env = Env::new("");
-    let mut u = Bundle::new();
-    std::fs::create_dir_all(u.rootfs().join("unikernel")).unwrap();
-    std::fs::write(u.rootfs().join("unikernel/kernel"), b"k").unwrap();
-    u.unikernel("unikraft", "qemu", "/unikernel/kernel");
-    let bundle = u.write();
+/// Runs urunc as `nobody` (uid 65534) with `env`'s config and a state root
+/// that nobody owns.
+fn as_nobody(env: &Env, args: &[&str]) -> std::process::Output {
+    as_nobody_to(
+        env,
+        args,
+        std::process::Stdio::piped(),
+        std::process::Stdio::piped(),
+    )
+}
+
+/// The same with the given stdout and stderr (a created container keeps
+/// them open, so `create` gets files, not pipes).
+fn as_nobody_to(
+    env: &Env,
+    args: &[&str],
+    out: std::process::Stdio,
+    err: std::process::Stdio,
+) -> std::process::Output {
     let state = env.dir.path().join("user-state");
-    for p in [env.dir.path(), u.path()] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let o = std::process::Command::new("runuser")
+    std::process::Command::new("runuser")
         .args(["-u", "nobody", "--"])
         .arg(urunc_bin())
-        .args([
-            "--root",
-            state.to_str().unwrap(),
+        .args(["--root", state.to_str().unwrap()])
+        .args(args)
+        .env("URUNC_CONFIG", &env.config)
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .output()
+        .unwrap()
+}
+
+/// Rootless operation (the Go urunc's v0.8 feature), as an unprivileged
+/// user with `urunc` directly on QEMU/TCG: create enters a user namespace
+/// of its own (nobody = root inside), device nodes are bound, no cgroups;
+/// run, and create/start/state/delete, work; `--rootless=false` is
+/// refused with a clear message.
+#[test]
+fn rootless_unikernel_as_an_unprivileged_user() {
+    let t = "rootless_unikernel_as_an_unprivileged_user";
+    if !need_qemu(t) || !need_bin(t, "runuser") {
+        return;
+    }
+    subreaper();
+    let env = Env::new("[monitors.qemu]\naccel = \"tcg\"\nmachine = \"microvm\"\n");
+    let b = tiny_bundle(&["hello", "rootless"]);
+    let bundle = b.write();
+    let state = env.dir.path().join("user-state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    for p in [env.dir.path(), b.path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // run: the guest's console on stdout, its exit status ours.
+    let o = as_nobody(&env, &["run", "--bundle", &bundle, "rl-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        out.contains("URUNC-TESTKERNEL cmdline: /rootfs/unikernel/kernel hello")
+            && out.contains("-- rootless")
+            && out.contains("URUNC-TESTKERNEL poweroff"),
+        "{out}"
+    );
+    assert!(!state.join("rl-run").exists());
+
+    // create / start / state / delete, the waiting process in its own user
+    // namespace where nobody is root.
+    let long = tiny_bundle(&["hello"]);
+    let lb = long.write();
+    std::fs::set_permissions(long.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pidfile = env.dir.path().join("rl.pid");
+    std::fs::write(&pidfile, "").unwrap();
+    std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+    let log = env.dir.path().join("rl2.out");
+    let f = || std::fs::File::create(&log).unwrap();
+    let o = as_nobody_to(
+        &env,
+        &[
             "create",
             "--bundle",
-            &bundle,
-            "rl1",
-        ])
-        .env("URUNC_CONFIG", &env.config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(
-        err.contains("unikernel containers need root") && err.contains("rootless"),
-        "{err}"
+            &lb,
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            "rl2",
+        ],
+        f().into(),
+        f().into(),
     );
-    assert!(!state.join("rl1").exists());
+    let created = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(o.status.success(), "{created}");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let uid_map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    assert_eq!(
+        uid_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"],
+        "{uid_map}"
+    );
+    let o = as_nobody(&env, &["state", "rl2"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["status"], "created", "{}", text(&o));
+    let o = as_nobody(&env, &["start", "rl2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        wait_exit(pid, std::time::Duration::from_secs(60)).is_some(),
+        "the monitor did not finish"
+    );
+    let o = as_nobody(&env, &["delete", "rl2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!state.join("rl2").exists());
+
+    // --rootless=false as an unprivileged user: a clear error, nothing left.
+    let o = as_nobody(
+        &env,
+        &["--rootless=false", "create", "--bundle", &bundle, "rl3"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("need root, or rootless operation"), "{err}");
+    assert!(!state.join("rl3").exists());
 }

@@ -43,18 +43,22 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     if let Some(e) = &rt.config_error {
         return Err(e.clone().into());
     }
-    // Monitors are started in namespaces, cgroups and a sandbox root that
-    // only root can make; without this check the user would see EPERM from
-    // the first unshare.
-    if !nix::unistd::geteuid().is_root() {
+    // Unprivileged without --rootless=true/auto: say so instead of EPERM
+    // from the first unshare.
+    if !nix::unistd::geteuid().is_root() && !rt.rootless {
         return Err(Error::msg(format!(
-            "container {}: unikernel containers need root: urunc does not yet run monitors in a user namespace (rootless operation is not supported); containers that are not unikernels are delegated as usual",
+            "container {}: unikernel containers need root, or rootless operation (--rootless)",
             opts.id
         )));
     }
     crate::state::validate_id(&opts.id)?;
     let rootfs = b.require_rootfs()?.to_path_buf();
     let spec = b.spec()?;
+    let userns = if rt.rootless {
+        Some(sandbox::userns::mapping(&spec)?)
+    } else {
+        None
+    };
     let bundle = b.dir.clone();
     let mut unikernel = plan::prepare(&spec, &rootfs, &md, &rt.config)?;
     // Plan once: errors in the user's input surface now.
@@ -63,6 +67,14 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
 
     let dir = StateDir::new(&rt.root, &opts.id)?;
     dir.create()?;
+    // Rootless: from here on, create runs in its own user namespace, so
+    // that the waiting process is born in namespaces that it owns.
+    if let Some((uid, gid)) = userns {
+        if let Err(e) = sandbox::userns::enter(uid, gid) {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    }
     let result = crate::storage::hand_over(&mut unikernel, &dir.path)
         .and_then(|()| create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec));
     if result.is_err() {
@@ -127,6 +139,7 @@ fn create_in(
         console_socket: opts.console_socket.clone(),
         preserve_fds: opts.preserve_fds,
         state_json: creating.to_string(),
+        rootless: rt.rootless,
     };
     let mut child = sandbox::spawn(&launch)?;
     rec.mark(ts::CREATE_FORKED);
@@ -141,7 +154,12 @@ fn create_in(
     st.pid = child_pid;
     st.pid_start = proc_stat(child_pid).map(|s| s.0).unwrap_or(0);
     let placed = (|| -> Result<()> {
-        if let Some(cg) = linux.and_then(|l| l.cgroups_path().as_ref()) {
+        // Rootless: the caller cannot write cgroups; the container stays in
+        // the caller's.
+        let cgroups_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .filter(|_| !rt.rootless);
+        if let Some(cg) = cgroups_path {
             let res = linux.and_then(|l| l.resources().as_ref());
             let cpu = res.and_then(|r| r.cpu().as_ref());
             let limits = cgroups::Limits {

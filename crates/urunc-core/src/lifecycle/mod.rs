@@ -29,6 +29,8 @@ use std::path::PathBuf;
 pub struct Runtime {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// Unprivileged operation (see [`crate::sandbox::userns`]).
+    pub rootless: bool,
     /// The config file's settings; the defaults when it could not be used.
     pub config: Config,
     /// Why the config file could not be used: `create` of a unikernel
