@@ -26,12 +26,9 @@ impl MetadataError {
 /// Problems with the OCI bundle.
 #[derive(Debug, Error)]
 pub enum BundleError {
-    #[error("bundle {bundle}: cannot read config.json: {source}")]
-    Spec {
-        bundle: PathBuf,
-        #[source]
-        source: oci_spec::OciSpecError,
-    },
+    /// config.json; `problem` names the field (JSON path) and the line.
+    #[error("bundle {bundle}: config.json: {problem}")]
+    Spec { bundle: PathBuf, problem: String },
     #[error("bundle {bundle}: {problem}")]
     Invalid { bundle: PathBuf, problem: String },
 }
@@ -56,16 +53,12 @@ pub enum PlanError {
 }
 
 /// Problems with `/etc/urunc/config.toml`.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum ConfigError {
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("config file {path}: cannot read it: {problem}")]
+    Read { path: PathBuf, problem: String },
 }
 
 /// Problems with the state directory of a container.

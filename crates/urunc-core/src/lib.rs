@@ -4,6 +4,7 @@
 //! pure stage) → [`monitor`] / [`guest`] → [`sandbox`] (the waiting process
 //! that applies the plan and execs the monitor).
 
+pub mod bundle;
 pub mod cgroups;
 pub mod compat;
 pub mod config;

@@ -2,9 +2,12 @@
 //! object per line with `level`, `msg` and `time` (containerd's runc shim
 //! shows the last `"level":"error"` line to the user). Errors also go to
 //! stderr. Written directly: no subscriber machinery on the hot path.
+//! The config file's `[log] level` sets the least level written, `[log]
+//! syslog` copies lines to the system log ([`configure`]).
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,6 +19,27 @@ pub enum Level {
 }
 
 impl Level {
+    /// The config file's spelling (the Go urunc's logrus names).
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Level::Debug,
+            "info" => Level::Info,
+            "warn" | "warning" => Level::Warn,
+            "error" | "fatal" | "panic" => Level::Error,
+            _ => return None,
+        })
+    }
+
+    /// syslog(3) severity.
+    fn severity(self) -> u8 {
+        match self {
+            Level::Debug => 7,
+            Level::Info => 6,
+            Level::Warn => 4,
+            Level::Error => 3,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Level::Debug => "debug",
@@ -34,6 +58,35 @@ struct Sink {
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
+/// Least level written (config `[log] level`); `Info` unless configured.
+static MIN_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+
+/// The system log socket (syslog(3)'s `_PATH_LOG`).
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Applies the config file's `[log]` section (after [`init`]): `level`
+/// (ignored when `--debug` is given) and `syslog`.
+pub fn configure(level: Option<&str>, syslog: bool) {
+    if let Some(l) = level.and_then(Level::parse) {
+        MIN_LEVEL.store(l as u8, Ordering::Relaxed);
+    }
+    SYSLOG.store(syslog, Ordering::Relaxed);
+}
+
+/// One datagram in the BSD syslog format that `/dev/log` readers
+/// (rsyslog, journald) accept: `<PRI>TAG[PID]: MSG`, facility daemon (3),
+/// RFC 3164 §4.1.
+pub fn syslog_line(level: Level, msg: &str) -> String {
+    let pri = 3 * 8 + level.severity();
+    format!("<{pri}>urunc[{}]: {msg}", std::process::id())
+}
+
+fn to_syslog(level: Level, msg: &str) {
+    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = s.send_to(syslog_line(level, msg).as_bytes(), SYSLOG_SOCKET);
+    }
+}
 
 /// Sets the log destination once, from the global flags.
 pub fn init(file: Option<PathBuf>, format: Option<&str>, debug: bool) {
@@ -72,8 +125,17 @@ pub fn rfc3339_now() -> String {
 
 pub fn log(level: Level, msg: &str) {
     let sink = SINK.get_or_init(Sink::default);
-    if level == Level::Debug && !sink.debug {
+    let min = if sink.debug {
+        Level::Debug as u8
+    } else {
+        MIN_LEVEL.load(Ordering::Relaxed)
+    };
+    // Errors are always written: they are the command's answer.
+    if (level as u8) < min && level != Level::Error {
         return;
+    }
+    if SYSLOG.load(Ordering::Relaxed) {
+        to_syslog(level, msg);
     }
     if let Some(path) = &sink.file {
         let line = if sink.json {
@@ -103,9 +165,9 @@ pub fn log(level: Level, msg: &str) {
             std::io::stderr(),
             "urunc: {}{msg}",
             if level == Level::Error {
-                ""
+                String::new()
             } else {
-                level.as_str()
+                format!("{}: ", level.as_str())
             }
         );
     }
@@ -123,6 +185,18 @@ pub fn debug(msg: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_syslog_format() {
+        assert_eq!(Level::parse("warn"), Some(Level::Warn));
+        assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
+        assert_eq!(Level::parse("info"), Some(Level::Info));
+        assert_eq!(Level::parse("loud"), None);
+        let l = syslog_line(Level::Warn, "x y");
+        assert_eq!(l, format!("<28>urunc[{}]: x y", std::process::id()));
+    }
+
     #[test]
     fn time_format() {
         let t = super::rfc3339_now();

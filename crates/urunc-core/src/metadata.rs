@@ -93,6 +93,37 @@ pub fn decode_value(raw: &str) -> String {
     }
 }
 
+/// Keys whose value is one word or a path: no control characters at all.
+const WORD_KEYS: &[&str] = &[
+    KEY_TYPE,
+    KEY_HYPERVISOR,
+    KEY_BINARY,
+    KEY_VERSION,
+    KEY_INITRD,
+    KEY_BLOCK,
+    KEY_BLK_MNT,
+];
+
+/// Refuses what no value may carry: a NUL byte anywhere (it cannot reach
+/// an argv or a path intact), and control characters (newline, ...) in
+/// the one-word and path keys, where they could only split or fake a line
+/// of a monitor's command line or config. `cmdline` may hold tabs and
+/// newlines: they separate words like spaces.
+fn check_value(key: &str, v: &str) -> Result<(), MetadataError> {
+    if v.contains('\0') {
+        return Err(MetadataError::invalid(key, "the value contains a NUL byte"));
+    }
+    if WORD_KEYS.contains(&key) {
+        if let Some(c) = v.chars().find(|c| c.is_control()) {
+            return Err(MetadataError::invalid(
+                key,
+                format!("{v:?} contains the control character {c:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, MetadataError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
@@ -116,6 +147,7 @@ impl Metadata {
                 continue;
             }
             let v = decode_value(raw);
+            check_value(k, &v)?;
             if v != raw {
                 m.decoded.push(k.to_string());
             }
@@ -186,9 +218,10 @@ impl Metadata {
     /// The one classification: `Ok(None)` means "not a unikernel, delegate".
     /// A CRI sandbox container is never one; otherwise annotations first,
     /// then the rootfs file.
+    /// `rootfs` is `None` when the bundle has none (only annotations count).
     pub fn discover(
         annotations: Option<&HashMap<String, String>>,
-        rootfs: &Path,
+        rootfs: Option<&Path>,
     ) -> Result<Option<(Metadata, Source)>, MetadataError> {
         if annotations.is_some_and(is_cri_sandbox) {
             return Ok(None);
@@ -199,6 +232,9 @@ impl Metadata {
                 return Ok(Some((m, Source::Annotations)));
             }
         }
+        let Some(rootfs) = rootfs else {
+            return Ok(None);
+        };
         Ok(Self::from_rootfs(rootfs)?.map(|m| (m, Source::File)))
     }
 }
@@ -323,19 +359,21 @@ mod tests {
             ),
         )
         .unwrap();
-        let (m, src) = Metadata::discover(None, d.path()).unwrap().unwrap();
+        let (m, src) = Metadata::discover(None, Some(d.path())).unwrap().unwrap();
         assert_eq!(
             (m.unikernel_type.as_deref(), src),
             (Some("linux"), Source::File)
         );
         let ann: HashMap<_, _> = [(KEY_TYPE.to_string(), "mewz".to_string())].into();
-        let (m, src) = Metadata::discover(Some(&ann), d.path()).unwrap().unwrap();
+        let (m, src) = Metadata::discover(Some(&ann), Some(d.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (m.unikernel_type.as_deref(), src),
             (Some("mewz"), Source::Annotations)
         );
         std::fs::write(d.path().join(FILE_NAME), "[1,2]").unwrap();
-        assert!(Metadata::discover(None, d.path()).is_err());
+        assert!(Metadata::discover(None, Some(d.path())).is_err());
     }
 
     #[test]
@@ -355,11 +393,16 @@ mod tests {
                 (KEY_BINARY.to_string(), "/unikernel/missing".to_string()),
             ]
             .into();
-            assert_eq!(Metadata::discover(Some(&ann), d.path()).unwrap(), None);
+            assert_eq!(
+                Metadata::discover(Some(&ann), Some(d.path())).unwrap(),
+                None
+            );
             // The pod's application containers are still classified.
             let mut app = ann.clone();
             app.insert(marker.to_string(), "container".to_string());
-            let (m, src) = Metadata::discover(Some(&app), d.path()).unwrap().unwrap();
+            let (m, src) = Metadata::discover(Some(&app), Some(d.path()))
+                .unwrap()
+                .unwrap();
             assert_eq!(
                 (m.binary.as_deref(), src),
                 (Some("/unikernel/missing"), Source::Annotations)

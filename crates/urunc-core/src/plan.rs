@@ -145,7 +145,13 @@ pub fn prepare(
         monitor: hv.into(),
         problem: "not available in this build of urunc".into(),
     })?;
-    let mcfg = cfg.monitor(hv);
+    let mut mcfg = cfg.monitor(hv);
+    if hv == "qemu" {
+        // vhost-net: on where the host has the device, unless the config
+        // turns it off; settled here so that the plan stays pure.
+        let present = Path::new(monitor::qemu::VHOST_NET).exists();
+        mcfg.vhost = Some(mcfg.vhost.unwrap_or(present));
+    }
     let (shares, share_fs) = plan_shares(spec, rootfs, md, guest, mon, &mcfg)?;
     let virtiofsd = match (share_fs, shares.is_empty()) {
         (ShareFs::VirtioFs, false) => Some(
@@ -581,7 +587,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
             .iter()
             .filter(|s| s.fs == ShareFs::VirtioFs)
             .map(|s| FsDaemon {
-                argv: shares::virtiofsd_argv(bin, &s.path),
+                argv: shares::virtiofsd_argv(bin, &s.path, &u.monitor_config.virtiofsd_options),
                 socket: shares::virtiofs_socket(&work, &s.tag),
             })
             .collect(),

@@ -62,10 +62,10 @@ pub fn virtiofs_socket(work_dir: &Path, tag: &str) -> PathBuf {
 }
 
 /// virtiofsd's command line for sharing `dir` (as the sandbox sees it).
-pub fn virtiofsd_argv(binary: &Path, dir: &Path) -> Vec<String> {
+pub fn virtiofsd_argv(binary: &Path, dir: &Path, options: &[String]) -> Vec<String> {
     // virtiofsd splits -o values at commas; `\,` is a literal comma.
     let source = dir.display().to_string().replace(',', "\\,");
-    vec![
+    let mut argv = vec![
         binary.display().to_string(),
         "--fd=3".into(),
         "-o".into(),
@@ -74,7 +74,10 @@ pub fn virtiofsd_argv(binary: &Path, dir: &Path) -> Vec<String> {
         "cache=auto".into(),
         "-o".into(),
         "log_level=warn".into(),
-    ]
+    ];
+    // The config's extra options (`[extra_binaries.virtiofsd] options`).
+    argv.extend(options.iter().cloned());
+    argv
 }
 
 /// Finds virtiofsd: the config's path, else `$PATH`, else the usual

@@ -528,3 +528,70 @@ fn microvm_shares_use_virtio_mmio() {
         "{a:?}"
     );
 }
+
+#[test]
+fn vhost_net_on_the_tap_when_enabled() {
+    let mut u = unikernel("unikraft");
+    u.monitor_config.vhost = Some(true);
+    let f = facts();
+    let n = NetInput {
+        facts: &f,
+        tap: "urunc0a1b2c3d",
+        dns: None,
+    };
+    let p = plan(&u, &view(), Some(&n)).unwrap();
+    let a = &p.command.argv;
+    let i = a.iter().position(|x| x == "-netdev").unwrap();
+    assert_eq!(
+        a[i + 1],
+        "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no,vhost=on"
+    );
+    // The node is made visible in the monitor's sandbox root, like the tun.
+    let vhost = PathBuf::from("/dev/vhost-net");
+    assert!(
+        p.command.devices.contains(&vhost),
+        "{:?}",
+        p.command.devices
+    );
+    assert!(p.command.devices.contains(&PathBuf::from("/dev/net/tun")));
+    // Off (config `vhost = false`): QEMU's own virtio-net backend.
+    u.monitor_config.vhost = Some(false);
+    let p = plan(&u, &view(), Some(&n)).unwrap();
+    assert!(p.command.argv.contains(&NETDEV[1].to_string()));
+    assert!(!p.command.devices.contains(&vhost));
+    // Without a network there is nothing to accelerate.
+    u.monitor_config.vhost = Some(true);
+    let p = plan(&u, &view(), None).unwrap();
+    assert!(!p.command.devices.contains(&vhost));
+    assert!(!p.command.argv.iter().any(|x| x.contains("vhost")));
+}
+
+/// `prepare` settles `vhost`: unset means "where the host has
+/// /dev/vhost-net"; the config's `vhost = false` wins.
+#[test]
+fn vhost_default_follows_the_host_device() {
+    use urunc_core::config::Config;
+    use urunc_core::metadata::{Metadata, KEY_BINARY, KEY_HYPERVISOR, KEY_TYPE};
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("unikernel")).unwrap();
+    std::fs::write(d.path().join("unikernel/kernel"), b"k").unwrap();
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "process": {"args": ["a"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+    }))
+    .unwrap();
+    let md = Metadata::from_map([
+        (KEY_TYPE, "unikraft"),
+        (KEY_HYPERVISOR, "qemu"),
+        (KEY_BINARY, "/unikernel/kernel"),
+    ])
+    .unwrap();
+    let mut cfg =
+        Config::parse("[monitors.qemu]\npath = \"/bin/true\"\n", "c.toml".as_ref()).unwrap();
+    let u = urunc_core::plan::prepare(&spec, d.path(), &md, &cfg).unwrap();
+    let host_has_it = std::path::Path::new("/dev/vhost-net").exists();
+    assert_eq!(u.monitor_config.vhost, Some(host_has_it));
+    cfg.monitors.get_mut("qemu").unwrap().vhost = Some(false);
+    let u = urunc_core::plan::prepare(&spec, d.path(), &md, &cfg).unwrap();
+    assert_eq!(u.monitor_config.vhost, Some(false));
+}

@@ -27,7 +27,9 @@ pub struct Cli {
     /// Use systemd cgroup paths (`slice:prefix:name`).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility.
+    /// true, false or auto (default: rootless when not run as root): the
+    /// monitor runs in a user namespace made by urunc, state under
+    /// `$XDG_RUNTIME_DIR/urunc`.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility.

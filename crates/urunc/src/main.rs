@@ -27,21 +27,39 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // A command or flag we do not know: the delegate may.
-            let delegate = Config::load()
-                .map(|c| c.delegate)
-                .unwrap_or_else(|_| "runc".into());
-            return delegate::exec(&delegate, &raw[1..]);
+            return delegate::exec(&Config::load().config.delegate, &raw[1..]);
         }
     };
     log::init(cli.log.clone(), cli.log_format.as_deref(), cli.debug);
-    let config = match Config::load() {
-        Ok(c) => c,
-        Err(e) => return fail(&e.into()),
+    // A bad config file never stops a command: it is logged, the defaults
+    // apply, and only `create` of a unikernel fails with it.
+    let loaded = Config::load();
+    log::configure(loaded.config.log.level.as_deref(), loaded.config.log.syslog);
+    for w in &loaded.warnings {
+        log::warn(w);
+    }
+    if let Some(e) = &loaded.error {
+        log::warn(&format!(
+            "{e}; using the built-in defaults (containers that are not unikernels are delegated as usual, unikernel containers fail until the file is fixed)"
+        ));
+    }
+    // runc's --rootless: true, false, or auto (unset): rootless when not root.
+    let rootless = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !nix::unistd::geteuid().is_root(),
+    };
+    // Rootless state lives under $XDG_RUNTIME_DIR, as runc's does.
+    let default_root = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if rootless && !x.is_empty() => std::path::PathBuf::from(x).join("urunc"),
+        _ => "/run/urunc".into(),
     };
     let rt = Runtime {
-        root: cli.root.clone().unwrap_or_else(|| "/run/urunc".into()),
+        root: cli.root.clone().unwrap_or(default_root),
         systemd_cgroup: cli.systemd_cgroup,
-        config,
+        rootless,
+        config: loaded.config,
+        config_error: loaded.error,
     };
     match dispatch(&rt, &cli, &raw) {
         Ok(code) => code,

@@ -177,8 +177,9 @@ fn broken_bundle_and_config_and_missing_monitor() {
         "{}",
         text(&o)
     );
-    // Broken config file: named with its line.
-    let env2 = Env::new("[monitors.qemu]\naccel = \"kvm\"\nbogus = 1\n");
+    // Broken config file: named with its line (an unknown key would only
+    // be a warning; a value of the wrong type is an error).
+    let env2 = Env::new("[monitors.qemu]\naccel = \"kvm\"\ndefault_vcpus = \"two\"\n");
     let b = tiny("unikraft", "qemu", "/unikernel/kernel");
     let o = env2.urunc(&["create", "--bundle", &b.write(), "badcfg"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -231,4 +232,53 @@ fn memory_below_guest_minimum_and_bad_ids() {
     // reports it.
     let o = env.urunc(&["state", "nosuch"]);
     assert!(!o.status.success());
+}
+
+/// Advisory regression (the Go urunc's 2026 host-file path traversal
+/// through annotations), through the CLI: for every monitor, every
+/// metadata key that names a file (`binary`, `initrd`, `block`), in plain
+/// text and base64, `..` and symlinks out of the rootfs are refused at
+/// create, naming the key, with nothing left behind. No monitor is needed:
+/// paths are resolved before anything monitor-specific.
+#[test]
+fn advisory_path_traversal_through_annotations_every_monitor() {
+    use base64::Engine;
+    let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let env = Env::new("");
+    let pairs = [
+        ("qemu", "unikraft"),
+        ("firecracker", "linux"),
+        ("clh", "linux"),
+        ("hvt", "rumprun"),
+        ("spt", "mirage"),
+    ];
+    let keys = [
+        "com.urunc.unikernel.binary",
+        "com.urunc.unikernel.initrd",
+        "com.urunc.unikernel.block",
+    ];
+    let mut n = 0;
+    for (mon, fw) in pairs {
+        for key in keys {
+            for (value, b64) in [
+                ("../../../../etc/shadow", false),
+                ("/up/shadow", false),
+                ("../../../../etc/shadow", true),
+            ] {
+                let mut b = Bundle::new();
+                std::fs::create_dir_all(b.rootfs().join("unikernel")).unwrap();
+                std::fs::write(b.rootfs().join("unikernel/kernel"), b"k").unwrap();
+                std::os::unix::fs::symlink("../../../../../../../../etc", b.rootfs().join("up"))
+                    .unwrap();
+                b.unikernel(fw, mon, "/unikernel/kernel");
+                b.annotate(key, &if b64 { enc(value) } else { value.to_string() });
+                n += 1;
+                let err = env.create_fails(&b, &format!("trav{n}"));
+                assert!(
+                    err.contains(key) && err.contains("escapes the rootfs"),
+                    "{mon} {key}={value} (base64: {b64}): {err}"
+                );
+            }
+        }
+    }
 }

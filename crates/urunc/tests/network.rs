@@ -945,3 +945,57 @@ fn delete_after_the_pod_namespace_is_gone() {
         "delete removed {tap} from the runtime's namespace"
     );
 }
+
+/// vhost-net (the Go urunc's v0.7 feature): where the host has
+/// /dev/vhost-net, QEMU's tap gets `vhost=on` by default, the node is
+/// visible in the monitor's sandbox root and opened by QEMU, and the guest
+/// still owns the pod's address (ping, TCP); `vhost = false` in the config
+/// turns it off.
+#[test]
+fn vhost_net_by_default_where_the_host_has_it() {
+    let t = "vhost_net_by_default_where_the_host_has_it";
+    if !need_net_tools(t) {
+        return;
+    }
+    if !std::path::Path::new("/dev/vhost-net").exists() {
+        println!("SKIP: {t}: /dev/vhost-net absent (modprobe vhost_net; this kernel may lack it)");
+        return;
+    }
+    let _g = serial();
+    subreaper();
+    let pod = Pod::new(8);
+    for (round, extra) in [(1, ""), (2, "vhost = false\n")] {
+        let env = Env::new(&format!("{LINUX_CONFIG}{extra}"));
+        let id = format!("vhost{round}");
+        let b = serve_bundle(&pod.pod.path()).write();
+        let _c = Ctr {
+            env: &env,
+            id: id.clone(),
+        };
+        let pid = start_serving(&env, &b, &id);
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        let opened = fds.iter().any(|f| f == "/dev/vhost-net");
+        if round == 1 {
+            assert!(argv.contains(",vhost=on"), "{argv}");
+            assert!(opened, "QEMU has no /dev/vhost-net open: {fds:?}");
+        } else {
+            assert!(!argv.contains("vhost=on"), "{argv}");
+            assert!(!opened, "{fds:?}");
+        }
+        assert!(pod.ping(10), "round {round}: no ping reply from {}", pod.ip);
+        let hello = pod.tcp_hello();
+        assert!(
+            hello.contains("hello from urunc guest"),
+            "round {round}: {hello:?}"
+        );
+        stop(&env, &id, pid);
+        env.ok(&["delete", &id]);
+        assert_eq!(pod.leftovers(), "", "round {round}");
+    }
+}

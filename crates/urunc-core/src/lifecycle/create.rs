@@ -2,8 +2,9 @@
 //! into the container's namespaces and cgroup, run the create hooks.
 
 use super::Runtime;
+use crate::bundle::Bundle;
 use crate::cgroups;
-use crate::error::{BundleError, Context, Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::metadata::Metadata;
 use crate::plan;
@@ -29,44 +30,36 @@ pub enum Outcome {
     NotUnikernel,
 }
 
-fn load_spec(bundle: &Path) -> Result<(Spec, PathBuf)> {
-    let spec = Spec::load(bundle.join("config.json")).map_err(|source| BundleError::Spec {
-        bundle: bundle.to_path_buf(),
-        source,
-    })?;
-    let root = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .ok_or_else(|| BundleError::Invalid {
-            bundle: bundle.to_path_buf(),
-            problem: "config.json has no root.path".into(),
-        })?;
-    let rootfs = if root.is_absolute() {
-        root
-    } else {
-        bundle.join(root)
-    };
-    if !rootfs.is_dir() {
-        return Err(BundleError::Invalid {
-            bundle: bundle.to_path_buf(),
-            problem: format!("rootfs {} is not a directory", rootfs.display()),
-        }
-        .into());
-    }
-    Ok((spec, rootfs))
-}
-
 pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     let rec = Recorder::new(&rt.config.timestamps, &opts.id);
     rec.mark(ts::CREATE_START);
-    crate::state::validate_id(&opts.id)?;
-    let bundle =
-        std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
-    let (spec, rootfs) = load_spec(&bundle)?;
-    let Some((md, _src)) = Metadata::discover(spec.annotations().as_ref(), &rootfs)? else {
+    // Classification reads only annotations and root.path: everything
+    // else in config.json is the delegate's to judge (crate::bundle).
+    let b = Bundle::read(&opts.bundle)?;
+    let Some((md, _src)) = Metadata::discover(Some(&b.annotations), b.rootfs.as_deref())? else {
         return Ok(Outcome::NotUnikernel);
     };
+    // A config file that could not be read or parsed stops unikernels only.
+    if let Some(e) = &rt.config_error {
+        return Err(e.clone().into());
+    }
+    // Unprivileged without --rootless=true/auto: say so instead of EPERM
+    // from the first unshare.
+    if !nix::unistd::geteuid().is_root() && !rt.rootless {
+        return Err(Error::msg(format!(
+            "container {}: unikernel containers need root, or rootless operation (--rootless)",
+            opts.id
+        )));
+    }
+    crate::state::validate_id(&opts.id)?;
+    let rootfs = b.require_rootfs()?.to_path_buf();
+    let spec = b.spec()?;
+    let userns = if rt.rootless {
+        Some(sandbox::userns::mapping(&spec)?)
+    } else {
+        None
+    };
+    let bundle = b.dir.clone();
     let mut unikernel = plan::prepare(&spec, &rootfs, &md, &rt.config)?;
     // Plan once: errors in the user's input surface now.
     plan::validate(&unikernel)?;
@@ -74,6 +67,14 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
 
     let dir = StateDir::new(&rt.root, &opts.id)?;
     dir.create()?;
+    // Rootless: from here on, create runs in its own user namespace, so
+    // that the waiting process is born in namespaces that it owns.
+    if let Some((uid, gid)) = userns {
+        if let Err(e) = sandbox::userns::enter(uid, gid) {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    }
     let result = unikernel
         .hand_over_block(&dir.path)
         .and_then(|()| create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec));
@@ -142,6 +143,7 @@ fn create_in(
         preserve_fds: opts.preserve_fds,
         state_json: creating.to_string(),
         network: &network,
+        rootless: rt.rootless,
     };
     let mut child = sandbox::spawn(&launch)?;
     rec.mark(ts::CREATE_FORKED);
@@ -156,7 +158,12 @@ fn create_in(
     st.pid = child_pid;
     st.pid_start = proc_stat(child_pid).map(|s| s.0).unwrap_or(0);
     let placed = (|| -> Result<()> {
-        if let Some(cg) = linux.and_then(|l| l.cgroups_path().as_ref()) {
+        // Rootless: the caller cannot write cgroups; the container stays in
+        // the caller's.
+        let cgroups_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .filter(|_| !rt.rootless);
+        if let Some(cg) = cgroups_path {
             let res = linux.and_then(|l| l.resources().as_ref());
             let cpu = res.and_then(|r| r.cpu().as_ref());
             let limits = cgroups::Limits {

@@ -20,6 +20,7 @@ pub use start::start;
 pub use state::state;
 
 use crate::config::Config;
+use crate::error::ConfigError;
 use crate::error::Result;
 use crate::state::{State, StateDir};
 use std::path::PathBuf;
@@ -28,7 +29,13 @@ use std::path::PathBuf;
 pub struct Runtime {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// Unprivileged operation (see [`crate::sandbox::userns`]).
+    pub rootless: bool,
+    /// The config file's settings; the defaults when it could not be used.
     pub config: Config,
+    /// Why the config file could not be used: `create` of a unikernel
+    /// fails with it, everything else carries on with the defaults.
+    pub config_error: Option<ConfigError>,
 }
 
 impl Runtime {

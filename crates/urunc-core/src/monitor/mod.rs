@@ -12,7 +12,7 @@ mod clh;
 mod firecracker;
 mod hvt;
 mod kernel_image;
-mod qemu;
+pub mod qemu;
 mod solo5;
 pub mod solo5_manifest;
 mod spt;

@@ -5,6 +5,10 @@ use crate::shares::ShareFs;
 
 pub struct Qemu;
 
+/// The host's vhost-net device: with it, QEMU's virtio-net datapath runs
+/// in the host kernel instead of QEMU's own thread (`vhost=on`).
+pub const VHOST_NET: &str = "/dev/vhost-net";
+
 const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 impl Monitor for Qemu {
@@ -66,14 +70,34 @@ impl Monitor for Qemu {
         }
         push(&["-kernel", &r.kernel.display().to_string()]);
         if let Some(i) = r.initrd {
-            push(&["-initrd", &i.display().to_string()]);
+            // QEMU's multiboot loader (Unikraft's kernels boot that way)
+            // reads `-initrd` as a comma-separated module list, each
+            // module's name ending at its first space (the rest are the
+            // module's arguments); the Linux and PVH loaders take it
+            // plain. No escaping suits both, so such a path is refused:
+            // `initrd=/k,/etc/shadow` would load a second, host file
+            // (QEMU hw/i386/multiboot.c, `get_opt_value`).
+            let p = i.display().to_string();
+            if let Some(c) = p.chars().find(|c| *c == ',' || c.is_whitespace()) {
+                return Err(format!(
+                    "initrd path {p:?} contains {c:?}, which QEMU's multiboot loader reads as a separator (key {})",
+                    crate::metadata::KEY_INITRD
+                ));
+            }
+            push(&["-initrd", &p]);
         }
         match r.nic {
             Some(nic) => {
-                let netdev = format!(
+                let mut netdev = format!(
                     "tap,id=n0,ifname={},script=no,downscript=no",
                     qemu_opt_escape(&nic.tap)
                 );
+                // `vhost` is settled at create (plan::prepare): unset or
+                // false here means off.
+                if r.config.vhost == Some(true) {
+                    netdev.push_str(",vhost=on");
+                    devices.push(VHOST_NET.into());
+                }
                 let mut dev = format!("virtio-net-pci,netdev=n0,mac={}", format_mac(&nic.mac));
                 if r.needs.modern_virtio {
                     dev.push_str(",disable-legacy=on,disable-modern=off");

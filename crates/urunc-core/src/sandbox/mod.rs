@@ -10,6 +10,7 @@ pub mod console;
 pub mod fsdaemon;
 pub mod namespaces;
 pub mod root;
+pub mod userns;
 
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
@@ -38,6 +39,9 @@ pub struct Launch<'a> {
     pub state_json: String,
     /// The network mode settled at create.
     pub network: &'a crate::network::mode::Choice,
+    /// Rootless: the caller is already in the user namespace it made
+    /// (see [`userns`]); the spec's `user` namespace entry is that one.
+    pub rootless: bool,
 }
 
 /// The parent's end after [`spawn`].
@@ -60,11 +64,16 @@ fn read_line(r: &mut BufReader<UnixStream>) -> Option<String> {
 }
 
 fn nss(l: &Launch) -> Vec<oci_spec::runtime::LinuxNamespace> {
-    l.spec
+    let mut v = l
+        .spec
         .linux()
         .as_ref()
         .and_then(|x| x.namespaces().clone())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if l.rootless {
+        v.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::User);
+    }
+    v
 }
 
 /// Forks the waiting process into the spec's namespaces. Returns its host
@@ -312,7 +321,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         } else {
             None
         };
-        become_user(l.spec)?;
+        become_user(l.spec, l.rootless)?;
         rec.mark(ts::START_EXEC);
         // Nothing of urunc's (or its caller's) leaks into the monitor: every
         // descriptor above stdio and the --preserve-fds ones is closed at exec.
@@ -346,7 +355,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
 }
 
 /// Switches to `process.user` and applies the process attributes.
-fn become_user(spec: &Spec) -> Result<()> {
+fn become_user(spec: &Spec, rootless: bool) -> Result<()> {
     let Some(p) = spec.process() else {
         return Ok(());
     };
@@ -385,7 +394,16 @@ fn become_user(spec: &Spec) -> Result<()> {
         .into_iter()
         .map(nix::unistd::Gid::from_raw)
         .collect();
-    nix::unistd::setgroups(&groups).ctx(|| format!("process.user: setgroups {groups:?}"))?;
+    // Rootless: setgroups is denied in our user namespace (and the process
+    // has no supplementary groups there to drop).
+    if rootless && !groups.is_empty() {
+        return Err(Error::msg(format!(
+            "process.user.additionalGids {groups:?}: not possible for a rootless container"
+        )));
+    }
+    if !rootless {
+        nix::unistd::setgroups(&groups).ctx(|| format!("process.user: setgroups {groups:?}"))?;
+    }
     nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
         .ctx(|| format!("process.user: setgid {gid}"))?;
     nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))
