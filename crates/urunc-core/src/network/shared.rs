@@ -23,10 +23,14 @@
 //! Ownership: a table is ours when its name is `urunc-<id>` and its
 //! userdata starts with `urunc `; anything else is left alone.
 
+use super::error::{failed, NetError};
+use super::facts::{mask_u32, NetFacts};
+use super::links::{del_link_by_name, if_index, missing, nl_open, set_up_with_mtu, Link};
 use super::mode::Port;
+use super::names::tap_name;
 use super::nft::{self, Action, Chain, Cond, Hook, Rule, Table};
 use super::nft_sock::{Nft, NftError};
-use super::{failed, NetError, NetFacts};
+use super::stale::check_not_taken;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -42,13 +46,13 @@ pub fn table_name(id: &str) -> String {
     if id.len() <= 200 {
         format!("{TABLE_PREFIX}{id}")
     } else {
-        format!("{TABLE_PREFIX}{}", super::tap_name(id))
+        format!("{TABLE_PREFIX}{}", tap_name(id))
     }
 }
 
 /// A locally administered unicast MAC for the guest, stable per container.
 pub fn guest_mac(id: &str) -> [u8; 6] {
-    let t = super::tap_name(id);
+    let t = tap_name(id);
     let h = u32::from_str_radix(&t[5..], 16).unwrap_or(0).to_be_bytes();
     [0x02, 0x75, h[0], h[1], h[2], h[3]]
 }
@@ -65,12 +69,12 @@ pub struct Pair {
 pub fn allocate(range: (Ipv4Addr, u8), used: &[(Ipv4Addr, u8)]) -> Option<Pair> {
     let (base, plen) = range;
     let plen = plen.min(30);
-    let base = u32::from(base) & super::mask_u32(plen);
+    let base = u32::from(base) & mask_u32(plen);
     let count = 1u64 << (30 - plen);
     'next: for i in 0..count {
         let net = base + (i as u32) * 4;
         for (a, p) in used {
-            let m = super::mask_u32((*p).min(30));
+            let m = mask_u32((*p).min(30));
             if (u32::from(*a) & m) == (net & m) {
                 continue 'next;
             }
@@ -182,18 +186,14 @@ fn tap_of(userdata: &[u8]) -> Option<String> {
 /// process has it open: the same test as tc mode's for a stale redirect).
 fn tap_live(nl: &mut super::netlink::Rtnl, name: &str) -> bool {
     use netlink_packet_route::link::LinkMessage;
-    let Some(idx) = super::if_index(name) else {
+    let Some(idx) = if_index(name) else {
         return false;
     };
     let mut m = LinkMessage::default();
     m.header.index = idx;
     nl.dump(RouteNetlinkMessage::GetLink(m))
         .ok()
-        .and_then(|v| {
-            v.iter()
-                .filter_map(super::Link::from_msg)
-                .find(|l| l.index == idx)
-        })
+        .and_then(|v| v.iter().filter_map(Link::from_msg).find(|l| l.index == idx))
         .is_some_and(|l| l.lower_up)
 }
 
@@ -245,15 +245,15 @@ pub fn setup(
     ports: &[Port],
     range: (Ipv4Addr, u8),
 ) -> Result<NetFacts, NetError> {
-    let mut nl = super::nl_open()?;
-    match nl.request(super::del_link_by_name(tap), 0) {
+    let mut nl = nl_open()?;
+    match nl.request(del_link_by_name(tap), 0) {
         Ok(()) => {}
-        Err(e) if super::missing(&e) => {}
+        Err(e) if missing(&e) => {}
         Err(e) => return Err(failed(format!("removing the stale tap {tap}"), e)),
     }
     // A live tc redirect on eth0 (another unikernel owns the pod IP) is
     // refused; a stale one goes.
-    super::check_not_taken(&mut nl, eth, tap)?;
+    check_not_taken(&mut nl, eth, tap)?;
     let mut am = AddressMessage::default();
     am.header.family = AddressFamily::Inet;
     let addrs = nl
@@ -279,7 +279,7 @@ pub fn setup(
     super::tap::create(tap, uid, gid)
         .map_err(|e| failed(format!("creating tap {tap}: {}", e.step), e.err))?;
     let r = (|| {
-        let tap_idx = super::if_index(tap)
+        let tap_idx = if_index(tap)
             .ok_or_else(|| failed(format!("finding the index of tap {tap}"), "no such device"))?;
         let mut addr = AddressMessage::default();
         addr.header.family = AddressFamily::Inet;
@@ -291,7 +291,7 @@ pub fn setup(
             .push(AddressAttribute::Address(IpAddr::V4(pair.tap)));
         let res = nl
             .batch(vec![
-                (super::set_up_with_mtu(tap_idx, eth.mtu), 0),
+                (set_up_with_mtu(tap_idx, eth.mtu), 0),
                 (
                     RouteNetlinkMessage::NewAddress(addr),
                     NLM_F_CREATE | NLM_F_EXCL,
@@ -338,9 +338,9 @@ pub fn setup(
             }
             nft.apply(|s| nft::delete_batch(&t.name, s))
                 .map_err(|e| nft_failed(format!("removing the stale table ip {}", t.name), e))?;
-            match nl.request(super::del_link_by_name(&other_tap), 0) {
+            match nl.request(del_link_by_name(&other_tap), 0) {
                 Ok(()) => {}
-                Err(e) if super::missing(&e) => {}
+                Err(e) if missing(&e) => {}
                 Err(e) => return Err(failed(format!("removing the stale tap {other_tap}"), e)),
             }
         }
@@ -377,10 +377,10 @@ pub fn setup(
 /// `ip_forward` back when the last urunc table is gone. Missing ones are
 /// fine.
 pub fn teardown(id: &str, tap: &str) -> Result<(), NetError> {
-    let mut nl = super::nl_open()?;
-    match nl.request(super::del_link_by_name(tap), 0) {
+    let mut nl = nl_open()?;
+    match nl.request(del_link_by_name(tap), 0) {
         Ok(()) => {}
-        Err(e) if super::missing(&e) => {}
+        Err(e) if missing(&e) => {}
         Err(e) => return Err(failed(format!("removing tap {tap}"), e)),
     }
     let mut nft = Nft::open().map_err(|e| nft_failed("opening an nftables socket", e))?;
