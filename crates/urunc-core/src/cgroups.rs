@@ -22,7 +22,8 @@ fn is_v2() -> bool {
 }
 
 /// Turns `linux.cgroupsPath` into a relative path. systemd form
-/// `slice:prefix:name` becomes `slice/prefix-name.scope`.
+/// `slice:prefix:name` becomes `<slice path>/prefix-name.scope`, an empty
+/// slice meaning `system.slice` (runc's default parent).
 pub fn relative_path(cgroups_path: &str, systemd: bool) -> PathBuf {
     if systemd {
         let parts: Vec<&str> = cgroups_path.split(':').collect();
@@ -32,10 +33,40 @@ pub fn relative_path(cgroups_path: &str, systemd: bool) -> PathBuf {
             } else {
                 parts[0]
             };
-            return PathBuf::from(slice).join(format!("{}-{}.scope", parts[1], parts[2]));
+            return slice_path(slice).join(format!("{}-{}.scope", parts[1], parts[2]));
         }
     }
     PathBuf::from(cgroups_path.trim_start_matches('/'))
+}
+
+/// Where systemd puts a slice: each `-` in the name is a level of the tree,
+/// `a-b-c.slice` is `a.slice/a-b.slice/a-b-c.slice`, and `-.slice` is the
+/// root (systemd.slice(5)). A name without the `.slice` suffix is taken as
+/// a plain path.
+fn slice_path(slice: &str) -> PathBuf {
+    if slice == "-.slice" {
+        return PathBuf::new();
+    }
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return PathBuf::from(slice.trim_start_matches('/'));
+    };
+    let mut path = PathBuf::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push(format!("{prefix}.slice"));
+    }
+    path
+}
+
+/// cgroup v2 `cpu.weight` (1..=10000, the kernel's cgroup-v2.rst) for v1
+/// `cpu.shares` (2..=262144), by the linear map runc and crun use:
+/// `1 + (shares - 2) * 9999 / 262142`.
+fn shares_to_weight(shares: u64) -> u64 {
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
@@ -89,15 +120,21 @@ fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> 
         let dir = Path::new(ROOT).join(rel);
         create_tracked(&dir, parents).ctx(|| format!("cgroup: creating {}", dir.display()))?;
         dirs.push(dir.clone());
+        enable_controllers(&dir, limits)?;
         if let Some(m) = limits.memory_bytes {
             write(&dir, "memory.max", &m.to_string())?;
         }
-        if let Some(q) = limits.cpu_quota.filter(|q| *q > 0) {
+        let quota = limits.cpu_quota.filter(|q| *q > 0);
+        if quota.is_some() || limits.cpu_period.is_some() {
+            let q = quota.map_or("max".to_string(), |q| q.to_string());
             write(
                 &dir,
                 "cpu.max",
                 &format!("{q} {}", limits.cpu_period.unwrap_or(100_000)),
             )?;
+        }
+        if let Some(s) = limits.cpu_shares.filter(|s| *s > 0) {
+            write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
         }
         if let Some(p) = limits.pids.filter(|p| *p > 0) {
             write(&dir, "pids.max", &p.to_string())?;
@@ -170,6 +207,53 @@ fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> 
     Ok(())
 }
 
+/// cgroup v2: a controller's files (`memory.max`, `cpu.max`, ...) exist in
+/// a cgroup only when every ancestor lists the controller in its
+/// `cgroup.subtree_control` (the kernel's cgroup-v2.rst, "Enabling and
+/// Disabling"); a fresh hierarchy, or parents urunc just created, enable
+/// none. Enables memory, cpu and pids from the root down to `dir`'s parent
+/// where the parent offers them. A controller a limit needs must succeed;
+/// the others (for stats only) are best effort.
+fn enable_controllers(dir: &Path, limits: &Limits) -> Result<()> {
+    let needed = |c: &str| match c {
+        "memory" => limits.memory_bytes.is_some(),
+        "cpu" => {
+            limits.cpu_quota.is_some_and(|q| q > 0)
+                || limits.cpu_period.is_some()
+                || limits.cpu_shares.is_some_and(|s| s > 0)
+        }
+        "pids" => limits.pids.is_some_and(|p| p > 0),
+        _ => false,
+    };
+    let rel = dir.strip_prefix(ROOT).unwrap_or(dir);
+    let mut level = PathBuf::from(ROOT);
+    for part in rel.components() {
+        let read = |f: &str| std::fs::read_to_string(level.join(f)).unwrap_or_default();
+        let (offered, enabled) = (read("cgroup.controllers"), read("cgroup.subtree_control"));
+        for c in ["memory", "cpu", "pids"] {
+            if enabled.split_whitespace().any(|e| e == c) {
+                continue;
+            }
+            if !offered.split_whitespace().any(|o| o == c) {
+                if needed(c) {
+                    return Err(crate::Error::msg(format!(
+                        "cgroup: controller {c} is not available in {} (cgroup.controllers: {})",
+                        level.display(),
+                        offered.trim()
+                    )));
+                }
+                continue;
+            }
+            let r = write(&level, "cgroup.subtree_control", &format!("+{c}"));
+            if needed(c) {
+                r?;
+            }
+        }
+        level.push(part);
+    }
+    Ok(())
+}
+
 fn inherit_cpuset(dir: &Path, file: &str) {
     let mine = dir.join(file);
     if std::fs::read_to_string(&mine)
@@ -231,8 +315,36 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
     };
     std::fs::write(&file, value)
         .ctx(|| format!("cgroup: writing {value} to {}", file.display()))?;
+    if !v1 {
+        // v2 freezes asynchronously: cgroup.freeze is the wish, the
+        // `frozen` key of cgroup.events the outcome (cgroup-v2.rst, "Core
+        // Interface Files"). pause/resume return once it is reached.
+        let events = file.with_file_name("cgroup.events");
+        let want = format!("frozen {value}");
+        let deadline = std::time::Instant::now() + FREEZE_TIMEOUT;
+        loop {
+            let now = std::fs::read_to_string(&events).unwrap_or_default();
+            if now.lines().any(|l| l.trim() == want) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                if frozen {
+                    let _ = std::fs::write(&file, "0");
+                }
+                return Err(crate::Error::msg(format!(
+                    "cgroup: {} did not report '{want}' in cgroup.events within {} s",
+                    file.parent().unwrap_or(&file).display(),
+                    FREEZE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     Ok(true)
 }
+
+/// How long pause/resume wait for a v2 cgroup to reach the state asked.
+const FREEZE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     match freezer(dirs) {
@@ -308,5 +420,31 @@ mod tests {
             relative_path("system.slice:docker:abc", true),
             PathBuf::from("system.slice/docker-abc.scope")
         );
+        assert_eq!(
+            relative_path("kubepods-besteffort-pod12.slice:cri-containerd:abc", true),
+            PathBuf::from(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/cri-containerd-abc.scope"
+            )
+        );
+        assert_eq!(
+            relative_path("-.slice:urunc:abc", true),
+            PathBuf::from("urunc-abc.scope")
+        );
+        assert_eq!(
+            relative_path(":urunc:abc", true),
+            PathBuf::from("system.slice/urunc-abc.scope")
+        );
+    }
+
+    #[test]
+    fn weights() {
+        // the ends of the two ranges map onto each other; the v1 default
+        // 1024 lands near the v2 default 100
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(512), 20);
+        assert_eq!(shares_to_weight(1), 1);
+        assert_eq!(shares_to_weight(1 << 20), 10_000);
     }
 }
