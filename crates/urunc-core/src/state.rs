@@ -68,8 +68,17 @@ impl Status {
 }
 
 /// Start time and state letter of a live process, from /proc/PID/stat.
+/// Read with one `read` into a fixed buffer: `read_to_string` sees size 0
+/// for a procfs file and grows its buffer from 32 bytes, which took six
+/// reads (and a statx) for this ~300-byte file, on every status check.
 pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    let mut f = File::open(format!("/proc/{pid}/stat")).ok()?;
+    // comm is at most 64 bytes (TASK_COMM_LEN 16, escaped) and the 50 or so
+    // numeric fields stay well under 1 KiB.
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    let s = std::str::from_utf8(&buf[..n]).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     // After "pid (comm) ", field 3 (state) is index 0, field 22 (starttime) index 19.
