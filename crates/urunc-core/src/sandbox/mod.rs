@@ -49,6 +49,9 @@ pub struct Spawned {
     pub pid: i32,
     channel: BufReader<UnixStream>,
     ready: bool,
+    /// Whether the waiting process has work to do once `create` has run
+    /// the runtime hooks (see [`container_step`]).
+    container_step: bool,
 }
 
 fn send_line(s: &mut UnixStream, line: &str) {
@@ -76,6 +79,28 @@ fn nss(l: &Launch) -> Vec<oci_spec::runtime::LinuxNamespace> {
     v
 }
 
+/// The createContainer hooks the spec asks for.
+fn container_hooks(l: &Launch) -> Vec<oci_spec::runtime::Hook> {
+    l.spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default()
+}
+
+/// Whether the waiting process must wait, after entering its namespaces,
+/// for `create` to finish the runtime hooks and cgroup placement: only to
+/// join or create a cgroup namespace (rooted at its cgroup) or to run
+/// createContainer hooks. Both ends decide this from the same spec; without
+/// either, that step (one more round trip between them, two context
+/// switches and six syscalls) is skipped and the waiting process goes
+/// straight to waiting for `start`.
+fn container_step(l: &Launch, nss: &[oci_spec::runtime::LinuxNamespace]) -> bool {
+    nss.iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        || !container_hooks(l).is_empty()
+}
+
 /// Forks the waiting process into the spec's namespaces. Returns its host
 /// PID once it exists; it is not our child (it is reparented to the
 /// caller's subreaper, e.g. the shim, once `create` exits).
@@ -101,6 +126,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     // the others itself while the parent carries on, and says when it is
     // in them. It is not waited for: once `create` exits it belongs to the
     // caller's subreaper.
+    let step = container_step(l, &nss);
     let pid_ns = namespaces::pid_for_children(&nss)?;
     // SAFETY: urunc is single-threaded here, so the child may run arbitrary
     // code after fork.
@@ -111,6 +137,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
             pid: pid.as_raw(),
             channel: BufReader::new(parent),
             ready: false,
+            container_step: step,
         }),
         ForkResult::Child => {
             drop(parent);
@@ -119,8 +146,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
                 if entered.new_mount {
                     root::make_private()?;
                 }
-                send_line(&mut ch, "ready");
-                waiting(l, &entered, &mut ch, slave, listener)
+                waiting(l, &entered, step, &mut ch, slave, listener)
             }) {
                 Ok(never) => match never {},
                 Err(e) => {
@@ -140,6 +166,7 @@ enum Never {}
 fn waiting(
     l: &Launch,
     entered: &namespaces::Entered,
+    container_step: bool,
     ch: &mut UnixStream,
     slave: Option<OwnedFd>,
     listener: UnixListener,
@@ -157,42 +184,44 @@ fn waiting(
             nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
         }
     }
-    // createContainer hooks, when the parent says the runtime hooks ran.
-    let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
-    match read_line(&mut r).as_deref() {
-        Some("hooks") => {
-            // `create` has placed us in our cgroup by now.
-            if let Err(e) = namespaces::enter_cgroup(&nss(l)) {
-                send_line(ch, &format!("error {e}"));
-                return Err(e);
-            }
-            let hs = l
-                .spec
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.create_container().clone())
-                .unwrap_or_default();
-            match hooks::run_all("createContainer", &hs, &l.state_json) {
-                Ok(()) => send_line(ch, "ok"),
-                Err(e) => {
-                    send_line(ch, &format!("error {e}"));
-                    return Err(e);
-                }
-            }
-        }
-        _ => {
-            return Err(Error::msg(
-                "create went away before the container was created",
-            ))
-        }
+    // Everything that can fail before `start` has been done (or is the
+    // container step below, which reports on its own).
+    send_line(ch, "ready");
+    if container_step {
+        run_container_step(l, ch)?;
     }
-    drop(r);
     // Block until `start`.
     let (mut conn, _) = listener.accept().ctx(|| "waiting for start".to_string())?;
     match start_monitor(l, entered) {
         Ok(never) => match never {},
         Err(e) => {
             let _ = conn.write_all(e.to_string().as_bytes());
+            Err(e)
+        }
+    }
+}
+
+/// The cgroup namespace and createContainer hooks, once the parent says the
+/// runtime hooks ran (and so we are in our cgroup).
+fn run_container_step(l: &Launch, ch: &mut UnixStream) -> Result<()> {
+    let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
+    match read_line(&mut r).as_deref() {
+        Some("hooks") => {}
+        _ => {
+            return Err(Error::msg(
+                "create went away before the container was created",
+            ))
+        }
+    }
+    let done = namespaces::enter_cgroup(&nss(l))
+        .and_then(|()| hooks::run_all("createContainer", &container_hooks(l), &l.state_json));
+    match done {
+        Ok(()) => {
+            send_line(ch, "ok");
+            Ok(())
+        }
+        Err(e) => {
+            send_line(ch, &format!("error {e}"));
             Err(e)
         }
     }
@@ -474,9 +503,13 @@ impl Spawned {
         }
     }
 
-    /// Asks the waiting process to run the createContainer hooks.
+    /// Asks the waiting process to run the createContainer hooks (and
+    /// enter its cgroup namespace), when it has any of that to do.
     pub fn run_container_hooks(&mut self) -> Result<()> {
         self.ready()?;
+        if !self.container_step {
+            return Ok(());
+        }
         send_line(self.channel.get_mut(), "hooks");
         match read_line(&mut self.channel).as_deref() {
             Some("ok") => Ok(()),

@@ -93,13 +93,19 @@ fn chown(p: &Path, (uid, gid): (u32, u32)) -> Result<()> {
 }
 
 /// A device node for the monitor: a fresh node with the host node's
-/// numbers in the sandbox's own /dev (so that it can be handed to a
-/// non-root `process.user` without touching the host's node); a bind of
-/// the host node where nodes cannot be made.
-fn make_device(root: &Path, host: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+/// numbers (`md`, the host node's metadata) in the sandbox's own /dev (so
+/// that it can be handed to a non-root `process.user` without touching the
+/// host's node); a bind of the host node where nodes cannot be made. Runs
+/// with the umask cleared (see [`enter`]), so the node gets the host
+/// node's mode as it is made.
+fn make_device(
+    root: &Path,
+    host: &Path,
+    md: &std::fs::Metadata,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     use nix::sys::stat::{mknod, Mode, SFlag};
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let md = std::fs::metadata(host).ctx(|| format!("sandbox: stat {}", host.display()))?;
     let kind = if md.file_type().is_char_device() {
         SFlag::S_IFCHR
     } else if md.file_type().is_block_device() {
@@ -108,20 +114,20 @@ fn make_device(root: &Path, host: &Path, owner: Option<(u32, u32)>) -> Result<()
         return bind_file(root, host, false);
     };
     let dst = inside(root, host);
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent)
+    // /dev itself exists already.
+    if let Some(parent) = dst
+        .parent()
+        .filter(|p| *p != inside(root, Path::new("/dev")))
+    {
+        // 0755 spelt out: the umask is cleared here.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+            .create(parent)
             .ctx(|| format!("sandbox: creating {}", parent.display()))?;
     }
     let mode = Mode::from_bits_truncate(md.mode() & 0o7777);
     if mknod(&dst, kind, mode, md.rdev()).is_err() {
         return bind_file(root, host, false);
     }
-    // mknod honours the umask; set the host node's mode exactly.
-    std::fs::set_permissions(
-        &dst,
-        std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
-    )
-    .ctx(|| format!("sandbox: chmod {}", dst.display()))?;
     match owner {
         Some(o) => chown(&dst, o),
         None => Ok(()),
@@ -164,16 +170,34 @@ pub fn enter(req: &RootRequest) -> Result<()> {
     }
     std::fs::create_dir_all(inside(root, Path::new("/dev")))
         .ctx(|| "sandbox: creating /dev".to_string())?;
-    for d in BASE_DEVICES
-        .iter()
-        .map(Path::new)
-        .chain(req.devices.iter().map(PathBuf::as_path))
-    {
-        if d.exists() && !inside(root, d).exists() {
+    // The tmpfs is fresh: a node exists only if it was made in this loop,
+    // so duplicates are skipped by name instead of by stat. The umask is
+    // cleared meanwhile so that mknod gives each node the host node's mode
+    // (one syscall for all nodes instead of a chmod per node).
+    let mut made: Vec<&Path> = vec![];
+    // SAFETY: umask only changes this process's file creation mask.
+    let umask = unsafe { libc::umask(0) };
+    let devices = (|| -> Result<()> {
+        for d in BASE_DEVICES
+            .iter()
+            .map(Path::new)
+            .chain(req.devices.iter().map(PathBuf::as_path))
+        {
+            if made.contains(&d) {
+                continue;
+            }
+            made.push(d);
+            let Ok(md) = std::fs::metadata(d) else {
+                continue;
+            };
             let owner = (!BASE_DEVICES.contains(&d.to_str().unwrap_or(""))).then_some(req.owner);
-            make_device(root, d, owner)?;
+            make_device(root, d, &md, owner)?;
         }
-    }
+        Ok(())
+    })();
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(umask) };
+    devices?;
     for dir in ["/proc", "/tmp", WORK, ROOTFS] {
         std::fs::create_dir_all(inside(root, Path::new(dir)))
             .ctx(|| format!("sandbox: creating {dir}"))?;
