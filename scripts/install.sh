@@ -11,13 +11,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Debian packages: monitors and guests (qemu, a guest kernel, busybox for the
 # test initramfs, tools to build test kernels and disks), engines (containerd,
-# runc, podman, skopeo, umoci), network tools for tests (iproute2), CNI plugins
-# for the CRI tests (bridge, host-local, loopback), protoc (the CRI client's
-# protos are compiled at build time), and jq/curl for scripts.
+# runc, podman, skopeo, umoci), network tools for tests (iproute2; nftables only to
+# inspect what urunc made), CNI plugins for the CRI tests (bridge, host-local,
+# loopback), protoc (the CRI client's protos are compiled at build time), and
+# jq/curl for scripts.
 PACKAGES=(
 	build-essential binutils pkg-config ca-certificates curl jq
 	qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils zstd e2fsprogs util-linux
-	iproute2 iputils-ping netcat-openbsd
+	iproute2 iputils-ping netcat-openbsd nftables
 	containerd runc podman skopeo umoci containernetworking-plugins protobuf-compiler
 )
 

@@ -29,6 +29,27 @@ pub struct Config {
     pub dns_fallback: Ipv4Addr,
     pub timestamps: Timestamps,
     pub monitors: BTreeMap<String, MonitorConfig>,
+    pub network: NetworkConfig,
+}
+
+/// `[network]`: how a guest reaches the pod's network (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `tc` (the guest owns the pod IP) or `shared` (NAT, the pod IP stays
+    /// on eth0); annotations override it per container.
+    pub mode: crate::network::mode::Mode,
+    /// Where shared-mode guests get their /30s (`169.254.100.0/24`).
+    pub shared_range: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            mode: crate::network::mode::Mode::Tc,
+            shared_range: "169.254.100.0/24".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +100,7 @@ impl Default for Config {
             dns_fallback: Ipv4Addr::new(8, 8, 8, 8),
             timestamps: Timestamps::default(),
             monitors: BTreeMap::new(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -152,6 +174,16 @@ impl Config {
                 }
             }
         }
+        if crate::network::shared::parse_range(&cfg.network.shared_range).is_none() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "network.shared_range: {:?} is not an IPv4 network with a prefix of \
+                     at most 30 (like \"169.254.100.0/24\")",
+                    cfg.network.shared_range
+                ),
+            });
+        }
         Ok(cfg)
     }
 
@@ -191,5 +223,26 @@ mod tests {
         let e =
             Config::parse("[monitors.qemu]\naccel = \"xen\"\n", Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("monitors.qemu.accel"), "{e}");
+    }
+
+    #[test]
+    fn network_section() {
+        use crate::network::mode::Mode;
+        assert_eq!(Config::default().network.mode, Mode::Tc);
+        let c = Config::parse(
+            "[network]\nmode = \"shared\"\nshared_range = \"10.99.0.0/28\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.network.mode, Mode::Shared);
+        assert_eq!(c.network.shared_range, "10.99.0.0/28");
+        let e = Config::parse("[network]\nmode = \"nat\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("nat"), "{e}");
+        let e = Config::parse(
+            "[network]\nshared_range = \"10.0.0.0/31\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("network.shared_range"), "{e}");
     }
 }

@@ -40,6 +40,9 @@ pub struct State {
     /// Network namespace joined by path (a pod's), if any.
     pub netns: Option<PathBuf>,
     pub tap: String,
+    /// The network mode and ports chosen at create (SPEC §7).
+    #[serde(default)]
+    pub network: crate::network::mode::Choice,
     /// `poststart` hooks, kept from create so that start need not read
     /// config.json again.
     #[serde(default)]

@@ -112,6 +112,8 @@ pub struct PackOptions {
     pub files: Option<PathBuf>,
     /// `K=V` strings from `--annotation`.
     pub annotations: Vec<String>,
+    /// `--port` values (`8080`, `53/udp`, or comma lists of them).
+    pub ports: Vec<String>,
     /// `--ref`; `None` picks `localhost/<kernel basename, sanitised>:latest`.
     pub reference: Option<String>,
     /// Image architecture (`--arch`), `amd64` when `None`.
@@ -140,6 +142,10 @@ pub struct Plan {
     pub rootfs: Rootfs,
     pub image: ImageRef,
     pub architecture: String,
+    /// `8080/tcp`…: the image config's ExposedPorts, and
+    /// `com.urunc.network.ports` in /urunc.json (what urunc's shared
+    /// network mode forwards; ExposedPorts never reach the runtime).
+    pub ports: Vec<String>,
 }
 
 fn check_file(flag: &'static str, p: &Path) -> Result<(), PackError> {
@@ -310,9 +316,26 @@ pub fn plan(o: &PackOptions) -> Result<Plan, PackError> {
         }
     }
 
+    let mut ports: Vec<urunc_core::network::mode::Port> = Vec::new();
+    for v in &o.ports {
+        for p in
+            urunc_core::network::mode::parse_ports(v).map_err(|e| PackError::flag("--port", e))?
+        {
+            if ports.contains(&p) {
+                return Err(PackError::flag("--port", format!("{p}: given twice")));
+            }
+            ports.push(p);
+        }
+    }
+    let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    let ports_key = urunc_core::network::mode::KEY_PORTS.to_string();
     let b64 = base64::engine::general_purpose::STANDARD;
-    let urunc_json: BTreeMap<&String, String> =
+    let mut urunc_json: BTreeMap<&String, String> =
         metadata.iter().map(|(k, v)| (k, b64.encode(v))).collect();
+    let joined = ports.join(",");
+    if !ports.is_empty() {
+        urunc_json.insert(&ports_key, b64.encode(&joined));
+    }
     let bytes = serde_json::to_vec(&urunc_json).expect("a string map serialises");
     rootfs
         .insert(
@@ -348,6 +371,7 @@ pub fn plan(o: &PackOptions) -> Result<Plan, PackError> {
         rootfs,
         image,
         architecture: arch,
+        ports,
     })
 }
 
@@ -383,6 +407,9 @@ struct ImageConfig<'a> {
 
 #[derive(Serialize)]
 struct ContainerConfig<'a> {
+    /// OCI image spec `config.ExposedPorts`: `"8080/tcp": {}`.
+    #[serde(rename = "ExposedPorts", skip_serializing_if = "BTreeMap::is_empty")]
+    exposed_ports: BTreeMap<&'a str, serde_json::Map<String, serde_json::Value>>,
     #[serde(rename = "Labels")]
     labels: &'a BTreeMap<String, String>,
 }
@@ -505,7 +532,14 @@ pub fn pack(o: &PackOptions) -> Result<PackOutput, PackError> {
         created: CREATED,
         architecture: &plan.architecture,
         os: "linux",
-        config: ContainerConfig { labels },
+        config: ContainerConfig {
+            exposed_ports: plan
+                .ports
+                .iter()
+                .map(|p| (p.as_str(), serde_json::Map::new()))
+                .collect(),
+            labels,
+        },
         rootfs: RootfsDoc {
             kind: "layers",
             diff_ids: vec![diff_id.clone()],

@@ -51,6 +51,10 @@ struct Cli {
     /// Extra annotation and label KEY=VALUE (repeatable).
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
+    /// A port the unikernel serves, PORT[/tcp|udp] (repeatable): the image
+    /// config's ExposedPorts and what urunc's shared network mode forwards.
+    #[arg(long = "port", value_name = "PORT[/PROTO]")]
+    ports: Vec<String>,
     /// Image name [DOMAIN/]PATH[:TAG], normalised like docker
     /// (default: localhost/<kernel file name>:latest).
     #[arg(long = "ref", value_name = "NAME[:TAG]")]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         mount_rootfs: cli.mount_rootfs,
         files: cli.files,
         annotations: cli.annotations,
+        ports: cli.ports,
         reference: cli.reference,
         architecture: Some(cli.arch),
         output: cli.output,

@@ -218,10 +218,19 @@ fn default_name_files_dir_block_and_flags() {
         "--use-dm-block",
         "--files",
         s(&files),
+        "--port",
+        "8080",
+        "--port",
+        "53/udp",
         "-o",
         s(&out),
     ]);
     let img = Image::read(&out);
+    // --port: the image config's ExposedPorts and urunc's shared-mode ports.
+    assert_eq!(
+        img.config["config"]["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+    );
     assert_eq!(
         img.index["manifests"][0]["annotations"]["io.containerd.image.name"],
         "localhost/hello-hvt:latest"
@@ -265,6 +274,7 @@ fn default_name_files_dir_block_and_flags() {
         "unset keys absent"
     );
     assert!(!uj.contains_key("com.urunc.unikernel.mountRootfs"));
+    assert_eq!(dec("com.urunc.network.ports"), "8080/tcp,53/udp");
 }
 
 fn set_mtime(p: &Path, t: SystemTime) {
@@ -439,6 +449,14 @@ fn bad_inputs_fail_cleanly() {
     let mut a = base("unikraft", "qemu");
     a.extend(["--annotation", "com.urunc.unikernel.binary=/x"]);
     expect_failure(d, &a, &["--annotation", "set by the packer"], &keep);
+
+    let mut a = base("unikraft", "qemu");
+    a.extend(["--port", "80/sctp"]);
+    expect_failure(d, &a, &["--port", "sctp"], &keep);
+
+    let mut a = base("unikraft", "qemu");
+    a.extend(["--port", "80", "--port", "80/tcp"]);
+    expect_failure(d, &a, &["--port", "80/tcp", "twice"], &keep);
 
     let mut a = base("unikraft", "qemu");
     a.extend(["--cmdline", ""]);

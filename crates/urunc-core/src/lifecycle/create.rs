@@ -110,6 +110,7 @@ fn create_in(
         })
         .and_then(|n| n.path().clone());
     let hooks = spec.hooks().clone().unwrap_or_default();
+    let network = network_choice(rt, opts, spec, rootfs, netns.as_deref())?;
     let mut st = State {
         id: opts.id.clone(),
         bundle: bundle.to_path_buf(),
@@ -125,6 +126,7 @@ fn create_in(
         cgroup_parents: vec![],
         netns,
         tap: crate::network::tap_name(&opts.id),
+        network: network.clone(),
         poststart: hooks.poststart().clone().unwrap_or_default(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
     };
@@ -139,6 +141,7 @@ fn create_in(
         console_socket: opts.console_socket.clone(),
         preserve_fds: opts.preserve_fds,
         state_json: creating.to_string(),
+        network: &network,
     };
     let mut child = sandbox::spawn(&launch)?;
     rec.mark(ts::CREATE_FORKED);
@@ -201,6 +204,73 @@ fn create_in(
     }
     rec.mark(ts::CREATE_DONE);
     Ok(Outcome::Created(child_pid))
+}
+
+/// The container's network mode and ports (SPEC §7): from its annotations
+/// and the config, settled against the other live unikernels that joined
+/// the same network namespace (a pod's).
+fn network_choice(
+    rt: &Runtime,
+    opts: &CreateOpts,
+    spec: &Spec,
+    rootfs: &Path,
+    netns: Option<&Path>,
+) -> Result<crate::network::mode::Choice> {
+    use crate::network::mode;
+    use std::os::unix::fs::MetadataExt;
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    if !annotations.contains_key(mode::KEY_PORTS) {
+        if let Some(p) = image_ports(rootfs)? {
+            annotations.insert(mode::KEY_PORTS.into(), p);
+        }
+    }
+    let me = mode::choose(&annotations, &env, rt.config.network.mode).map_err(Error::msg)?;
+    let Some(ns) = netns else {
+        return Ok(me);
+    };
+    let id_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mine = id_of(ns);
+    let others: Vec<mode::Neighbour> = crate::state::list(&rt.root)
+        .into_iter()
+        .filter(|s| s.id != opts.id && s.status() != crate::state::Status::Stopped)
+        .filter(|s| {
+            s.netns
+                .as_deref()
+                .is_some_and(|p| p == ns || (mine.is_some() && id_of(p) == mine))
+        })
+        .map(|s| mode::Neighbour {
+            id: s.id,
+            choice: s.network,
+        })
+        .collect();
+    mode::settle(me, &others).map_err(|e| Error::msg(format!("network: {e}")))
+}
+
+/// The image's ports: `com.urunc.network.ports` in the rootfs's
+/// `/urunc.json` (where an image builder records what the image serves —
+/// the OCI image config's ExposedPorts never reach the runtime spec),
+/// encoded like the metadata values (plain or base64).
+fn image_ports(rootfs: &Path) -> Result<Option<String>> {
+    let path = rootfs.join(crate::metadata::FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let map: std::collections::HashMap<String, serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_default();
+    match map.get(crate::network::mode::KEY_PORTS) {
+        None => Ok(None),
+        Some(serde_json::Value::String(v)) => Ok(Some(crate::metadata::decode_value(v))),
+        Some(other) => Err(Error::msg(format!(
+            "{}: key {}: value {other} is not a string",
+            path.display(),
+            crate::network::mode::KEY_PORTS
+        ))),
+    }
 }
 
 fn write_pid_file(p: &Path, pid: i32) -> Result<()> {

@@ -34,7 +34,14 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         }
     }
     if let Some(ns) = &st.netns {
-        if let Err(e) = in_netns(ns, || network::teardown(&st.tap, None).map_err(Error::from)) {
+        let r = in_netns(ns, || {
+            // Both modes' leftovers: tc's qdiscs (found by cookie), the
+            // shared mode's table (found by name); the tap either way.
+            let tc = network::teardown(&st.tap, None);
+            let shared = network::shared::teardown(id, &st.tap);
+            tc.and(shared).map_err(Error::from)
+        });
+        if let Err(e) = r {
             crate::log::warn(&format!("container {id}: removing tap {}: {e}", st.tap));
         }
     }

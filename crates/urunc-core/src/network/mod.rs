@@ -22,7 +22,10 @@
 //! interface whose ingress we took without being told, and `setup`
 //! recognises another container's live redirect on eth0.
 
+pub mod mode;
 mod netlink;
+mod nft;
+pub mod shared;
 mod tap;
 mod tc;
 
@@ -83,8 +86,12 @@ pub struct NetFacts {
 /// The dotted netmask of a prefix length (`24` → 255.255.255.0); prefixes
 /// above 32 are treated as 32.
 pub fn prefix_mask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(mask_u32(prefix))
+}
+
+fn mask_u32(prefix: u8) -> u32 {
     let p = u32::from(prefix.min(32));
-    Ipv4Addr::from(u32::MAX.checked_shl(32 - p).unwrap_or(0))
+    u32::MAX.checked_shl(32 - p).unwrap_or(0)
 }
 
 /// An interface as the link dump shows it.

@@ -36,6 +36,8 @@ pub struct Launch<'a> {
     pub preserve_fds: u32,
     /// State JSON handed to createContainer/startContainer hooks.
     pub state_json: String,
+    /// The network mode settled at create.
+    pub network: &'a crate::network::mode::Choice,
 }
 
 /// The parent's end after [`spawn`].
@@ -210,13 +212,36 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         .as_ref()
         .map(|p| (p.user().uid(), p.user().gid()))
         .unwrap_or((0, 0));
-    if let Some(f) = &facts {
-        network::setup(f, &tap, uid, gid)?;
-    }
+    let shared = l.network.mode == network::mode::Mode::Shared;
+    let guest_facts = match &facts {
+        Some(f) if shared => {
+            let range =
+                network::shared::parse_range(&l.config.network.shared_range).ok_or_else(|| {
+                    Error::msg(format!(
+                        "network.shared_range {:?} is not an IPv4 network",
+                        l.config.network.shared_range
+                    ))
+                })?;
+            Some(network::shared::setup(
+                l.id,
+                f,
+                &tap,
+                uid,
+                gid,
+                &l.network.ports,
+                range,
+            )?)
+        }
+        Some(f) => {
+            network::setup(f, &tap, uid, gid)?;
+            Some(f.clone())
+        }
+        None => None,
+    };
     rec.mark(ts::START_NETWORK);
     let result = (|| {
         let dns = network::container_nameserver(l.spec, &u.rootfs);
-        let net = facts.as_ref().map(|f| NetInput {
+        let net = guest_facts.as_ref().map(|f| NetInput {
             facts: f,
             tap: &tap,
             dns,
@@ -311,7 +336,11 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         exec(&launch.command.argv)
     })();
     if facts.is_some() {
-        let _ = network::teardown(&tap, facts.as_ref().map(|f| f.ifname.as_str()));
+        if shared {
+            let _ = network::shared::teardown(l.id, &tap);
+        } else {
+            let _ = network::teardown(&tap, facts.as_ref().map(|f| f.ifname.as_str()));
+        }
     }
     result
 }
