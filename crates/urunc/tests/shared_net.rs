@@ -443,8 +443,27 @@ fn two_unikernels_one_pod() {
             "after restart {port}: {h:?}"
         );
     }
+    // Kubelet's restart: sh-b dies and stays (not deleted) while its
+    // replacement sh-b2 takes the same port; the dead one's table goes at
+    // sh-b2's start, and deleting the dead one later leaves sh-b2 alone.
+    env.ok(&["kill", "sh-b", "KILL"]);
+    assert_eq!(wait_exit(pb, Duration::from_secs(30)), Some(137));
+    let _cb2 = Ctr {
+        env: &env,
+        id: "sh-b2".into(),
+    };
+    let pb2 = start_serving(&env, &b, "sh-b2");
+    let tables = must(&["ip", "netns", "exec", &pod.pod, "nft", "list", "tables"]);
+    println!("after sh-b2 started: {}", tables.replace('\n', "; "));
+    assert!(!tables.contains("urunc-sh-b\n"), "{tables}");
+    env.ok(&["delete", "sh-b"]);
+    let h = Pod::hello(&peer, &pod.ip, 8081);
+    assert!(
+        h.contains("hello from urunc guest"),
+        "b2 after b's delete: {h:?}"
+    );
     stop_delete(&env, "sh-a", pa);
-    stop_delete(&env, "sh-b", pb);
+    stop_delete(&env, "sh-b2", pb2);
     assert_eq!(pod.leftovers(), "", "left in the pod after delete");
     assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "0");
     let us = network_step_us(&ts);
@@ -452,7 +471,7 @@ fn two_unikernels_one_pod() {
         "shared-mode network step (TS11->TS12) over {} starts: {us:?} µs",
         us.len()
     );
-    assert_eq!(us.len(), 3);
+    assert_eq!(us.len(), 4);
 }
 
 /// Config with timestamps on; returns the timestamps file.

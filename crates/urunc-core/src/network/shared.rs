@@ -168,6 +168,34 @@ fn forward_was(userdata: &[u8]) -> Option<u8> {
         .and_then(|v| v.parse().ok())
 }
 
+/// `tap=NAME` in one of our tables' userdata.
+fn tap_of(userdata: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(userdata).ok()?;
+    s.strip_prefix(USERDATA_PREFIX)?
+        .split(' ')
+        .find_map(|w| w.strip_prefix("tap="))
+        .map(str::to_string)
+}
+
+/// Whether a monitor holds tap `name` (the tap has carrier only while a
+/// process has it open: the same test as tc mode's for a stale redirect).
+fn tap_live(nl: &mut super::netlink::Rtnl, name: &str) -> bool {
+    use netlink_packet_route::link::LinkMessage;
+    let Some(idx) = super::if_index(name) else {
+        return false;
+    };
+    let mut m = LinkMessage::default();
+    m.header.index = idx;
+    nl.dump(RouteNetlinkMessage::GetLink(m))
+        .ok()
+        .and_then(|v| {
+            v.iter()
+                .filter_map(super::Link::from_msg)
+                .find(|l| l.index == idx)
+        })
+        .is_some_and(|l| l.lower_up)
+}
+
 fn ours(t: &nft::Listed) -> bool {
     t.name.starts_with(TABLE_PREFIX) && t.userdata.starts_with(USERDATA_PREFIX.as_bytes())
 }
@@ -287,6 +315,24 @@ pub fn setup(
             }
             nft.apply(|s| nft::delete_batch(&name, s))
                 .map_err(|e| nft_failed(format!("removing the stale table ip {name}"), e))?;
+        }
+        // Another container's table whose guest is gone (its monitor died
+        // and nobody deleted it yet: kubelet keeps exited containers) would
+        // still DNAT its ports to a dead address: it goes, with its tap.
+        for t in tables.iter().filter(|t| t.name != name && ours(t)) {
+            let Some(other_tap) = tap_of(&t.userdata) else {
+                continue;
+            };
+            if other_tap == tap || tap_live(&mut nl, &other_tap) {
+                continue;
+            }
+            nft.apply(|s| nft::delete_batch(&t.name, s))
+                .map_err(|e| nft_failed(format!("removing the stale table ip {}", t.name), e))?;
+            match nl.request(super::del_link_by_name(&other_tap), 0) {
+                Ok(()) => {}
+                Err(e) if super::missing(&e) => {}
+                Err(e) => return Err(failed(format!("removing the stale tap {other_tap}"), e)),
+            }
         }
         let inherited = tables
             .iter()
@@ -430,5 +476,10 @@ table ip urunc-web { # urunc forward-was=0 tap=urunc0badcafe guest=169.254.100.2
         assert_eq!(m[0] & 0x03, 0x02, "locally administered unicast");
         assert_ne!(m, guest_mac("abd"));
         assert!(forward_was(b"someone else forward-was=0").is_none());
+        assert_eq!(
+            tap_of(b"urunc forward-was=0 tap=urunc0badcafe guest=x").as_deref(),
+            Some("urunc0badcafe")
+        );
+        assert_eq!(tap_of(b"other tap=urunc0badcafe"), None);
     }
 }
