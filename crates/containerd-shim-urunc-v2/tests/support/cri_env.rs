@@ -108,8 +108,8 @@ impl Engine {
                 "  [{p}.containerd]\n    default_runtime_name = \"runc\"\n\
                  \x20   [{p}.containerd.runtimes.runc]\n      runtime_type = \"io.containerd.runc.v2\"\n\
                  \x20   [{p}.containerd.runtimes.urunc]\n      runtime_type = \"io.containerd.urunc.v2\"\n\
-                 \x20     pod_annotations = [\"com.urunc.unikernel.*\"]\n\
-                 \x20     container_annotations = [\"com.urunc.unikernel.*\"]\n"
+                 \x20     pod_annotations = [\"com.urunc.unikernel.*\", \"com.urunc.network.*\"]\n\
+                 \x20     container_annotations = [\"com.urunc.unikernel.*\", \"com.urunc.network.*\"]\n"
             )
         };
         let cni_dir = q(&dir.join("cni"));
@@ -233,6 +233,17 @@ pub fn network_leftovers(netns: &Path) -> String {
     let f = text(&in_netns(netns, &["tc", "filter", "show", "dev", "eth0", "ingress"]).stdout);
     if !f.trim().is_empty() {
         s += &format!("filter: {f}\n");
+    }
+    // Shared mode: the per-container nftables tables and the taps' /30s.
+    if which("nft").is_some() {
+        let t = text(&in_netns(netns, &["nft", "list", "tables"]).stdout);
+        for l in t.lines().filter(|l| l.contains("urunc")) {
+            s += &format!("nft: {l}\n");
+        }
+    }
+    let a = text(&in_netns(netns, &["ip", "-o", "addr", "show"]).stdout);
+    for l in a.lines().filter(|l| l.contains("169.254.")) {
+        s += &format!("addr: {l}\n");
     }
     s
 }
