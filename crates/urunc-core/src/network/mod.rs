@@ -2,6 +2,9 @@
 //! the current network namespace, create the container's tap and redirect
 //! all traffic between eth0 and the tap with tc. Everything goes over
 //! rtnetlink (no `ip`/`tc` binaries), a handful of round trips per start.
+//! That is the `tc` mode; the `shared` mode (pod IP kept on eth0, NAT to a
+//! private /30 per guest) is in [`shared`], the choice between them in
+//! [`mode`].
 //!
 //! The address stays on eth0. With every frame arriving on eth0 redirected
 //! at tc ingress, the namespace's own stack never sees the guest's traffic,
@@ -25,6 +28,7 @@
 pub mod mode;
 mod netlink;
 mod nft;
+mod nft_sock;
 pub mod shared;
 mod tap;
 mod tc;

@@ -24,7 +24,8 @@
 //! userdata starts with `urunc `; anything else is left alone.
 
 use super::mode::Port;
-use super::nft::{self, Action, Chain, Cond, Hook, Nft, NftError, Rule, Table};
+use super::nft::{self, Action, Chain, Cond, Hook, Rule, Table};
+use super::nft_sock::{Nft, NftError};
 use super::{failed, NetError, NetFacts};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -201,7 +202,16 @@ fn ours(t: &nft::Listed) -> bool {
 }
 
 fn nft_failed(what: impl Into<String>, e: NftError) -> NetError {
-    failed(what, e)
+    // What a kernel without nf_tables (or its NAT expressions) answers.
+    let hint = match e.errno {
+        libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT | libc::EOPNOTSUPP | libc::ENOENT => {
+            "; the shared network mode needs nftables NAT in the kernel \
+             (CONFIG_NF_TABLES, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, or the nf_tables, \
+             nft_nat, nft_masq modules)"
+        }
+        _ => "",
+    };
+    failed(what, format!("{e}{hint}"))
 }
 
 fn read_sysctl(path: &str) -> Result<u8, NetError> {
