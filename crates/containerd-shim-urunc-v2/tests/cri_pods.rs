@@ -16,26 +16,18 @@
 mod cri_env;
 #[path = "support/cri.rs"]
 mod harness;
-#[allow(dead_code)]
+#[path = "support/cri_pods_steps.rs"]
+mod pods;
 #[path = "support/cri_steps.rs"]
 mod steps;
 mod support;
 
-use std::{
-    io::{Read, Write},
-    net::TcpListener,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    thread,
-    time::Duration,
-};
+use std::time::Duration;
 
-use harness::{alive, in_netns, network_leftovers, wait_for, Cri, Engine};
-use k8s_cri::v1::{ContainerConfig, ContainerState, ExecSyncRequest, KeyValue};
+use harness::{alive, network_leftovers, wait_for, Cri, Engine};
+use k8s_cri::v1::KeyValue;
+use pods::*;
 use steps::*;
-
 /// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`.
 macro_rules! engine_tests {
     ($($name:ident),* $(,)?) => {
@@ -45,7 +37,7 @@ macro_rules! engine_tests {
                 #[test]
                 fn $name() {
                     let t = concat!("debian::", stringify!($name));
-                    if let Some(e) = crate::need(t, crate::harness::Engine::debian().map(Some)) {
+                    if let Some(e) = crate::pods::need(t, crate::harness::Engine::debian().map(Some)) {
                         super::$name(&e);
                     }
                 }
@@ -57,7 +49,7 @@ macro_rules! engine_tests {
                 #[test]
                 fn $name() {
                     let t = concat!("env_containerd::", stringify!($name));
-                    if let Some(e) = crate::need(t, crate::harness::Engine::from_env()) {
+                    if let Some(e) = crate::pods::need(t, crate::harness::Engine::from_env()) {
                         super::$name(&e);
                     }
                 }
@@ -72,222 +64,6 @@ engine_tests!(
     knative_queue_proxy_reaches_user_container,
     tc_mode_sidecar_loses_eth0,
 );
-
-/// The CNI bridge in the test's namespace: the pods' default gateway.
-const GATEWAY: &str = "10.88.0.1";
-const GW_PORT: u16 = 8000;
-const GW_BODY: &str = "from the gateway";
-const SIDE_PORT: u16 = 9090;
-const SIDE_BODY: &str = "from the sidecar";
-/// The sidecar: busybox httpd on 9090 serving SIDE_BODY.
-const SIDECAR: &str = "/bin/busybox mkdir -p /tmp/www && echo 'from the sidecar' \
-                       > /tmp/www/index.html && exec /bin/busybox httpd -f -p 9090 -h /tmp/www";
-
-/// setup() plus `nft` (to look at urunc's tables; urunc itself speaks
-/// nfnetlink).
-fn need(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
-    let e = setup(test, engine)?;
-    if support::which("nft").is_none() {
-        println!("SKIP: {test}: nft not found (apt-get install nftables)");
-        return None;
-    }
-    Some(e)
-}
-
-/// A server in the test's namespace (the gateway side) answering every
-/// connection with an HTTP response whose body is `body`; stops on drop.
-struct Gateway(Arc<AtomicBool>);
-
-impl Gateway {
-    fn start(c: &Cri, port: u16, body: &'static str) -> Gateway {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ns = c.netns.path();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let flag = stop.clone();
-        thread::spawn(move || {
-            let f = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let l = TcpListener::bind(("0.0.0.0", port)).unwrap();
-            l.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut buf = [0u8; 1024];
-                        let _ = s.read(&mut buf);
-                        let _ = s.write_all(
-                            format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}\n")
-                                .as_bytes(),
-                        );
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        });
-        rx.recv().unwrap();
-        Gateway(stop)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `GET /` from the test's namespace to `ip:port`, retried until the
-/// answer holds `want` or `limit` passes; the last answer.
-fn get(c: &Cri, ip: &str, port: u16, want: &str, limit: Duration) -> String {
-    let ns = c.netns.path();
-    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
-    let want = want.to_string();
-    thread::spawn(move || {
-        let f = std::fs::File::open(&ns).unwrap();
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let end = std::time::Instant::now() + limit;
-        let mut last = String::new();
-        while std::time::Instant::now() < end {
-            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(mut s) => {
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-                    let mut buf = Vec::new();
-                    let _ = s.read_to_end(&mut buf);
-                    last = String::from_utf8_lossy(&buf).into_owned();
-                    if last.contains(&want) {
-                        break;
-                    }
-                }
-                Err(e) => last = format!("connect: {e}"),
-            }
-            thread::sleep(Duration::from_millis(300));
-        }
-        last
-    })
-    .join()
-    .unwrap()
-}
-
-/// `GET /` to `host:port` from inside container `id` (busybox nc, through
-/// ExecSync), up to `tries` times until the answer holds `want`; the last
-/// answer (stdout and stderr).
-fn get_from(c: &Cri, id: &str, host: &str, port: u16, want: &str, tries: u32) -> String {
-    let script = format!(
-        "/bin/busybox printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {host} {port}"
-    );
-    let mut last = String::new();
-    for _ in 0..tries {
-        let mut r = c.runtime.clone();
-        last = match c.call(r.exec_sync(ExecSyncRequest {
-            container_id: id.into(),
-            cmd: vec!["/bin/sh".into(), "-c".into(), script.clone()],
-            timeout: 20,
-        })) {
-            Ok(resp) => {
-                let o = resp.into_inner();
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                )
-            }
-            Err(e) => format!("ExecSync: {}", e.message()),
-        };
-        if last.contains(want) {
-            break;
-        }
-        thread::sleep(Duration::from_millis(500));
-    }
-    last
-}
-
-/// The last line of an answer, for the printout.
-fn last_line(s: &str) -> &str {
-    s.trim().lines().last().unwrap_or_default().trim()
-}
-
-/// The guest's `serve PORT HOST:PORT...` (serve, then GET each).
-fn serving(mut cfg: ContainerConfig, args: &[&str]) -> ContainerConfig {
-    cfg.args = std::iter::once("serve")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
-    cfg
-}
-
-/// A unikernel container: the bare image's metadata plus `extra`, as
-/// container annotations.
-fn unikernel(name: &str, attempt: u32, extra: &[(&str, &str)]) -> ContainerConfig {
-    let meta = guest_metadata(false);
-    let mut ann = refs(&meta);
-    ann.extend_from_slice(extra);
-    guest(name, attempt, BARE, &ann)
-}
-
-/// The guest's `URUNC-NET …` line from its CRI log, waited for.
-fn net_line(c: &Cri, id: &str) -> String {
-    wait_for(Duration::from_secs(30), || {
-        log_of(c, id).contains("URUNC-NET")
-    });
-    let log = log_of(c, id);
-    log.lines()
-        .find_map(|l| l.find("URUNC-NET").map(|i| l[i..].to_string()))
-        .unwrap_or_else(|| format!("no URUNC-NET in: {log}"))
-}
-
-fn sysctl(netns: &std::path::Path, key: &str) -> String {
-    support::text(&in_netns(netns, &["cat", &format!("/proc/sys/{key}")]).stdout)
-        .trim()
-        .to_string()
-}
-
-fn eth0_qdiscs(netns: &std::path::Path) -> String {
-    support::text(&in_netns(netns, &["tc", "qdisc", "show", "dev", "eth0"]).stdout)
-}
-
-/// The `nft:` lines of network_leftovers (urunc's tables in the pod).
-fn tables(netns: &std::path::Path) -> Vec<String> {
-    network_leftovers(netns)
-        .lines()
-        .filter(|l| l.starts_with("nft:"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn run_running(
-    c: &mut Cri,
-    pod: &str,
-    cfg: &k8s_cri::v1::PodSandboxConfig,
-    cc: ContainerConfig,
-) -> String {
-    let id = c.run_container(pod, cfg, cc);
-    assert!(c.wait_state(
-        &id,
-        ContainerState::ContainerRunning,
-        Duration::from_secs(10)
-    ));
-    id
-}
-
-/// The error a kubelet sees for a container urunc refuses: at
-/// CreateContainer, or (containerd creates the task there) at
-/// StartContainer. Returns it and the container's ID, if one was made.
-fn refused(
-    c: &mut Cri,
-    pod: &str,
-    cfg: &k8s_cri::v1::PodSandboxConfig,
-    cc: ContainerConfig,
-) -> (String, Option<String>) {
-    match c.create(pod, cfg, cc) {
-        Err(e) => (e, None),
-        Ok(id) => match c.start_container(&id) {
-            Err(e) => (e, Some(id)),
-            Ok(()) => panic!("container {id} started; it should have been refused"),
-        },
-    }
-}
 
 /// (1) + (6) A unikernel and a busybox sidecar in one pod (shared mode by
 /// pod annotation, as the README tells pods with sidecars): both reach the
@@ -386,14 +162,19 @@ fn unikernel_and_sidecar_share_the_pod_ip(e: &Engine) {
     println!("removed: no tap, table, qdisc, address, state, shim or mount left");
 }
 
-/// (2) (3) (4) (6) Two unikernels on distinct ports in one pod (shared by
-/// container annotation), each answering on its port of the pod IP; a
+/// (2) (3) (4) (6) Two unikernels on distinct ports in one pod, each
+/// answering on its port of the pod IP: `a` shared by container
+/// annotation, `b` from an image whose /urunc.json names its port and no
+/// annotation (it joins the pod's shared mode, the README's rule); a
 /// third on a port already served is refused, naming port and container;
 /// restarting one (kubelet's attempt 1) keeps the other serving.
 fn two_unikernels_conflict_and_restart(e: &Engine) {
     let mut c = Cri::start(e, "ptwo");
     let archive = harness::bare_guest_image(&c.dir, BARE);
     c.import(&archive, BARE);
+    let archive =
+        harness::packed_guest_image_with(&c.dir, PACKED, "packed-8081.tar", &["--port", "8081"]);
+    c.import(&archive, PACKED);
     let cfg = c.pod_config("ptwo", &[]);
     let pod = run_urunc_pod(&mut c, &cfg);
     let ip = c.pod_ip(&pod);
@@ -405,11 +186,10 @@ fn two_unikernels_conflict_and_restart(e: &Engine) {
     };
     let a_cfg = |attempt| serving(unikernel("a", attempt, &shared("8080")), &["8080"]);
     let a = start_and_reach(&mut c, &pod, &cfg, a_cfg(0));
-    let b = c.run_container(
-        &pod,
-        &cfg,
-        serving(unikernel("b", 0, &shared("8081/tcp")), &["8081"]),
-    );
+    // b: the image packed with `urunc-pack --port 8081` (metadata and
+    // port in its /urunc.json), no annotations at all: its mode was not
+    // asked for, so it joins the pod's shared mode.
+    let b = c.run_container(&pod, &cfg, serving(guest("b", 0, PACKED, &[]), &["8081"]));
     let netns = c.netns_of(&a);
     let (na, nb) = (net_line(&c, &a), net_line(&c, &b));
     println!("a: {na}\nb: {nb}");

@@ -313,14 +313,21 @@ pub fn urunc_pack() -> Option<PathBuf> {
 
 /// The Linux fixture guest packed by `urunc-pack`, metadata in /urunc.json.
 pub fn packed_guest_image(dir: &Path, reference: &str) -> PathBuf {
+    packed_guest_image_with(dir, reference, "packed.tar", &[])
+}
+
+/// The same with more `urunc-pack` flags (e.g. `--port 8081`), written to
+/// `dir/file`.
+pub fn packed_guest_image_with(dir: &Path, reference: &str, file: &str, extra: &[&str]) -> PathBuf {
     let pack = urunc_pack().expect("urunc-pack not built (cargo build -p urunc-pack)");
-    let out = dir.join("packed.tar");
+    let out = dir.join(file);
     let o = Command::new(pack)
         .arg("--kernel")
         .arg(fixtures().join("vmlinux"))
         .arg("--initrd")
         .arg(fixtures().join("initramfs.cpio.gz"))
         .args(["--unikernel-type", "linux", "--hypervisor", "qemu"])
+        .args(extra)
         .args(["--ref", reference, "-o"])
         .arg(&out)
         .output()
