@@ -108,8 +108,8 @@ impl Engine {
                 "  [{p}.containerd]\n    default_runtime_name = \"runc\"\n\
                  \x20   [{p}.containerd.runtimes.runc]\n      runtime_type = \"io.containerd.runc.v2\"\n\
                  \x20   [{p}.containerd.runtimes.urunc]\n      runtime_type = \"io.containerd.urunc.v2\"\n\
-                 \x20     pod_annotations = [\"com.urunc.unikernel.*\"]\n\
-                 \x20     container_annotations = [\"com.urunc.unikernel.*\"]\n"
+                 \x20     pod_annotations = [\"com.urunc.unikernel.*\", \"com.urunc.network.*\"]\n\
+                 \x20     container_annotations = [\"com.urunc.unikernel.*\", \"com.urunc.network.*\"]\n"
             )
         };
         let cni_dir = q(&dir.join("cni"));
@@ -234,6 +234,17 @@ pub fn network_leftovers(netns: &Path) -> String {
     if !f.trim().is_empty() {
         s += &format!("filter: {f}\n");
     }
+    // Shared mode: the per-container nftables tables and the taps' /30s.
+    if which("nft").is_some() {
+        let t = text(&in_netns(netns, &["nft", "list", "tables"]).stdout);
+        for l in t.lines().filter(|l| l.contains("urunc")) {
+            s += &format!("nft: {l}\n");
+        }
+    }
+    let a = text(&in_netns(netns, &["ip", "-o", "addr", "show"]).stdout);
+    for l in a.lines().filter(|l| l.contains("169.254.")) {
+        s += &format!("addr: {l}\n");
+    }
     s
 }
 
@@ -302,14 +313,21 @@ pub fn urunc_pack() -> Option<PathBuf> {
 
 /// The Linux fixture guest packed by `urunc-pack`, metadata in /urunc.json.
 pub fn packed_guest_image(dir: &Path, reference: &str) -> PathBuf {
+    packed_guest_image_with(dir, reference, "packed.tar", &[])
+}
+
+/// The same with more `urunc-pack` flags (e.g. `--port 8081`), written to
+/// `dir/file`.
+pub fn packed_guest_image_with(dir: &Path, reference: &str, file: &str, extra: &[&str]) -> PathBuf {
     let pack = urunc_pack().expect("urunc-pack not built (cargo build -p urunc-pack)");
-    let out = dir.join("packed.tar");
+    let out = dir.join(file);
     let o = Command::new(pack)
         .arg("--kernel")
         .arg(fixtures().join("vmlinux"))
         .arg("--initrd")
         .arg(fixtures().join("initramfs.cpio.gz"))
         .args(["--unikernel-type", "linux", "--hypervisor", "qemu"])
+        .args(extra)
         .args(["--ref", reference, "-o"])
         .arg(&out)
         .output()
