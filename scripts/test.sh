@@ -9,6 +9,12 @@ cd "$HERE"
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] && bash scripts/install.sh --deps
 
+# Engines and images built by hand on this machine, when present (see
+# tests/fixtures/README.md): the CRI and ctr cases also run on containerd 2.x.
+if [ -z "${URUNC_TEST_CONTAINERD:-}" ] && [ -x /opt/containerd-2.1.5/bin/containerd ]; then
+	export URUNC_TEST_CONTAINERD=/opt/containerd-2.1.5/bin/containerd
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
