@@ -69,6 +69,44 @@ fn create_tracked(dir: &Path, parents: &mut Vec<PathBuf>) -> std::io::Result<()>
     Ok(())
 }
 
+/// The cgroup v1 hierarchies mounted under the root, sorted.
+fn v1_hierarchies() -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(ROOT) else {
+        return vec![];
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What [`place`] would create for `rel`, without creating it: the
+/// directories and their missing ancestors (deepest first). `create`
+/// records this before placing, so that a `create` killed half-way leaves
+/// no cgroup that `delete` does not know of.
+pub fn planned(rel: &Path) -> Placement {
+    let dirs: Vec<PathBuf> = if is_v2() {
+        vec![Path::new(ROOT).join(rel)]
+    } else {
+        v1_hierarchies().iter().map(|c| c.join(rel)).collect()
+    };
+    let mut created_parents = vec![];
+    for d in &dirs {
+        let mut p = d.parent();
+        while let Some(a) = p.filter(|a| !a.exists()) {
+            created_parents.push(a.to_path_buf());
+            p = a.parent();
+        }
+    }
+    Placement {
+        dirs,
+        created_parents,
+    }
+}
+
 /// Creates the cgroup(s), applies limits and moves `pid` in. On failure,
 /// removes what it created.
 pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
@@ -105,16 +143,7 @@ fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> 
         write(&dir, "cgroup.procs", &pid.to_string())?;
         return Ok(());
     }
-    let Ok(rd) = std::fs::read_dir(ROOT) else {
-        return Ok(());
-    };
-    let mut controllers: Vec<PathBuf> = rd
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    controllers.sort();
-    for c in controllers {
+    for c in v1_hierarchies() {
         let name = c
             .file_name()
             .and_then(|n| n.to_str())

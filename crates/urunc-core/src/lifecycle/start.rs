@@ -21,6 +21,7 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     }
     st.started = true;
     dir.save(&st)?;
+    crate::testpoint::pause_at("start:saved");
     if let Err(e) = sandbox::signal_start(&dir) {
         return Err(Error::msg(format!(
             "container {id}: starting the monitor failed: {e}"
