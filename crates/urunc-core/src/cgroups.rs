@@ -283,6 +283,69 @@ pub fn remove_parents(parents: &[PathBuf]) {
     }
 }
 
+/// Cgroup parents urunc created, kept under `--root` because they are
+/// shared: a parent made by one container's `create` may outlive that
+/// container (its siblings still use it) and be empty only once a container
+/// that did not make it is deleted. Every `delete` removes those that are
+/// empty by then. Guarded by a `flock` on `--root` itself.
+const SHARED_PARENTS: &str = ".cgroup-parents.json";
+
+fn with_shared_parents(root: &Path, f: impl FnOnce(&mut Vec<PathBuf>)) {
+    let Ok(dir) = std::fs::File::open(root) else {
+        return;
+    };
+    // SAFETY: flock on a descriptor we own; released when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&dir), libc::LOCK_EX) } != 0 {
+        return;
+    }
+    let file = root.join(SHARED_PARENTS);
+    let mut list: Vec<PathBuf> = std::fs::read(&file)
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let before = list.clone();
+    f(&mut list);
+    if list == before {
+        return;
+    }
+    if list.is_empty() {
+        let _ = std::fs::remove_file(&file);
+    } else if let Ok(data) = serde_json::to_vec(&list) {
+        let tmp = root.join(format!("{SHARED_PARENTS}.tmp"));
+        if std::fs::write(&tmp, data).is_ok() {
+            let _ = std::fs::rename(&tmp, &file);
+        }
+    }
+}
+
+/// Records parents a `create` made (see [`SHARED_PARENTS`]).
+pub fn share_parents(root: &Path, created: &[PathBuf]) {
+    if created.is_empty() {
+        return;
+    }
+    with_shared_parents(root, |list| {
+        for p in created {
+            if !list.contains(p) {
+                list.push(p.clone());
+            }
+        }
+        list.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    });
+}
+
+/// Removes the shared parents that are empty now (deepest first).
+pub fn remove_shared_parents(root: &Path) {
+    if !root.join(SHARED_PARENTS).exists() {
+        return;
+    }
+    with_shared_parents(root, |list| {
+        list.retain(|d| match std::fs::remove_dir(d) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        });
+    });
+}
+
 /// Removes the cgroup directories (empty once the monitor is gone).
 pub fn remove(dirs: &[PathBuf]) {
     for d in dirs {

@@ -198,6 +198,7 @@ fn create_in(
                 pids: res.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
             };
             let cg = cgroups::place(&rel, child_pid, &limits)?;
+            cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
         }
@@ -231,6 +232,7 @@ fn create_in(
         wait_gone(child_pid, st.pid_start);
         cgroups::remove(&st.cgroups);
         cgroups::remove_parents(&st.cgroup_parents);
+        cgroups::remove_shared_parents(&rt.root);
         return Err(e);
     }
     rec.mark(ts::CREATE_DONE);

@@ -16,8 +16,10 @@ use nix::unistd::Pid;
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     let rec = Recorder::new(&rt.config.timestamps, id);
     rec.mark(ts::DELETE_START);
-    let (dir, mut st) = rt.load(id)?;
+    let dir = rt.dir(id)?;
     let _lock = dir.lock()?;
+    // Read under the lock: a concurrent delete may just have finished.
+    let mut st = dir.load()?;
     match st.status() {
         Status::Stopped | Status::Created => {}
         s if force => {
@@ -51,6 +53,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     testpoint::pause_at("delete:network");
     cgroups::remove(&st.cgroups);
     cgroups::remove_parents(&st.cgroup_parents);
+    cgroups::remove_shared_parents(&rt.root);
     testpoint::pause_at("delete:cgroups");
     // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
     crate::storage::restore(&dir.path)?;
