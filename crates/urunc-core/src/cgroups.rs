@@ -100,6 +100,44 @@ fn create_tracked(dir: &Path, parents: &mut Vec<PathBuf>) -> std::io::Result<()>
     Ok(())
 }
 
+/// The cgroup v1 hierarchies mounted under the root, sorted.
+fn v1_hierarchies() -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(ROOT) else {
+        return vec![];
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What [`place`] would create for `rel`, without creating it: the
+/// directories and their missing ancestors (deepest first). `create`
+/// records this before placing, so that a `create` killed half-way leaves
+/// no cgroup that `delete` does not know of.
+pub fn planned(rel: &Path) -> Placement {
+    let dirs: Vec<PathBuf> = if is_v2() {
+        vec![Path::new(ROOT).join(rel)]
+    } else {
+        v1_hierarchies().iter().map(|c| c.join(rel)).collect()
+    };
+    let mut created_parents = vec![];
+    for d in &dirs {
+        let mut p = d.parent();
+        while let Some(a) = p.filter(|a| !a.exists()) {
+            created_parents.push(a.to_path_buf());
+            p = a.parent();
+        }
+    }
+    Placement {
+        dirs,
+        created_parents,
+    }
+}
+
 /// Creates the cgroup(s), applies limits and moves `pid` in. On failure,
 /// removes what it created.
 pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
@@ -142,16 +180,7 @@ fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> 
         write(&dir, "cgroup.procs", &pid.to_string())?;
         return Ok(());
     }
-    let Ok(rd) = std::fs::read_dir(ROOT) else {
-        return Ok(());
-    };
-    let mut controllers: Vec<PathBuf> = rd
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    controllers.sort();
-    for c in controllers {
+    for c in v1_hierarchies() {
         let name = c
             .file_name()
             .and_then(|n| n.to_str())
@@ -364,6 +393,69 @@ pub fn remove_parents(parents: &[PathBuf]) {
     for d in parents {
         let _ = std::fs::remove_dir(d);
     }
+}
+
+/// Cgroup parents urunc created, kept under `--root` because they are
+/// shared: a parent made by one container's `create` may outlive that
+/// container (its siblings still use it) and be empty only once a container
+/// that did not make it is deleted. Every `delete` removes those that are
+/// empty by then. Guarded by a `flock` on `--root` itself.
+const SHARED_PARENTS: &str = ".cgroup-parents.json";
+
+fn with_shared_parents(root: &Path, f: impl FnOnce(&mut Vec<PathBuf>)) {
+    let Ok(dir) = std::fs::File::open(root) else {
+        return;
+    };
+    // SAFETY: flock on a descriptor we own; released when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&dir), libc::LOCK_EX) } != 0 {
+        return;
+    }
+    let file = root.join(SHARED_PARENTS);
+    let mut list: Vec<PathBuf> = std::fs::read(&file)
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let before = list.clone();
+    f(&mut list);
+    if list == before {
+        return;
+    }
+    if list.is_empty() {
+        let _ = std::fs::remove_file(&file);
+    } else if let Ok(data) = serde_json::to_vec(&list) {
+        let tmp = root.join(format!("{SHARED_PARENTS}.tmp"));
+        if std::fs::write(&tmp, data).is_ok() {
+            let _ = std::fs::rename(&tmp, &file);
+        }
+    }
+}
+
+/// Records parents a `create` made (see [`SHARED_PARENTS`]).
+pub fn share_parents(root: &Path, created: &[PathBuf]) {
+    if created.is_empty() {
+        return;
+    }
+    with_shared_parents(root, |list| {
+        for p in created {
+            if !list.contains(p) {
+                list.push(p.clone());
+            }
+        }
+        list.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    });
+}
+
+/// Removes the shared parents that are empty now (deepest first).
+pub fn remove_shared_parents(root: &Path) {
+    if !root.join(SHARED_PARENTS).exists() {
+        return;
+    }
+    with_shared_parents(root, |list| {
+        list.retain(|d| match std::fs::remove_dir(d) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        });
+    });
 }
 
 /// Removes the cgroup directories (empty once the monitor is gone).

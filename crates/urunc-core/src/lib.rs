@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod shares;
 pub mod state;
 pub mod storage;
+pub mod testpoint;
 pub mod timestamps;
 
 pub use error::{Error, Result};

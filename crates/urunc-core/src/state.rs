@@ -49,10 +49,39 @@ pub struct State {
     pub poststart: Vec<oci_spec::runtime::Hook>,
     /// `poststop` hooks, kept here because the bundle may be gone by delete.
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// The `create` process while it is still at work: the state file is
+    /// written before anything else exists, so that a `create` killed at
+    /// any step leaves a record `delete` can clean up from.
+    #[serde(default)]
+    pub creating: Option<ProcRef>,
+}
+
+/// A process, told apart from a later one with the same PID by its start
+/// time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcRef {
+    /// This process.
+    pub fn current() -> Option<ProcRef> {
+        let pid = std::process::id() as i32;
+        proc_stat(pid).map(|(start, _)| ProcRef { pid, start })
+    }
+
+    /// Alive (not a zombie) and still the same process.
+    pub fn alive(&self) -> bool {
+        self.pid > 0
+            && matches!(proc_stat(self.pid), Some((s, st)) if s == self.start && st != 'Z' && st != 'X')
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// `create` is still at work.
+    Creating,
     Created,
     Running,
     Paused,
@@ -62,6 +91,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(&self) -> &'static str {
         match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
@@ -90,20 +120,61 @@ pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
     Some((start, state))
 }
 
+/// True while `pid` still runs urunc's own executable: the waiting process
+/// before it has exec'd the monitor (compared by inode, which holds across
+/// mount namespaces).
+fn runs_urunc(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    match (id(format!("/proc/{pid}/exe")), id("/proc/self/exe".into())) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 impl State {
-    pub fn status(&self) -> Status {
-        match proc_stat(self.pid) {
-            Some((start, st)) if start == self.pid_start && st != 'Z' && st != 'X' => {
-                if !self.started {
-                    Status::Created
-                } else if st == 'T' || crate::cgroups::is_frozen(&self.cgroups) {
-                    Status::Paused
-                } else {
-                    Status::Running
-                }
-            }
-            _ => Status::Stopped,
+    /// The waiting process or the monitor.
+    pub fn process(&self) -> ProcRef {
+        ProcRef {
+            pid: self.pid,
+            start: self.pid_start,
         }
+    }
+
+    pub fn status(&self) -> Status {
+        if let Some(c) = &self.creating {
+            // A `create` that died left a container that never was.
+            return if c.alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !self.process().alive() {
+            return Status::Stopped;
+        }
+        // `started` is saved before `start` wakes the waiting process; the
+        // process itself says whether the monitor was exec'd (a `start`
+        // killed before that leaves a container that is still created).
+        if !self.started || runs_urunc(self.pid) {
+            Status::Created
+        } else if proc_stat(self.pid).is_some_and(|(_, st)| st == 'T')
+            || crate::cgroups::is_frozen(&self.cgroups)
+        {
+            Status::Paused
+        } else {
+            Status::Running
+        }
+    }
+
+    /// The processes of this container that are still alive: the waiting
+    /// process or monitor, and a `create` still at work.
+    pub fn live_processes(&self) -> Vec<ProcRef> {
+        [Some(self.process()), self.creating]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.alive())
+            .collect()
     }
 
     pub fn is_alive(&self) -> bool {
@@ -116,7 +187,7 @@ impl State {
         let pid = if status == Status::Stopped {
             0
         } else {
-            self.pid
+            self.pid.max(0)
         };
         serde_json::json!({
             "ociVersion": "1.0.2",
@@ -184,17 +255,61 @@ impl StateDir {
         self.path.join(STATE_FILE).exists()
     }
 
-    /// Creates the directory; fails with "already exists" if it does.
-    pub fn create(&self) -> Result<(), StateError> {
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| self.io("creating", parent, e))?;
-        }
-        match std::fs::create_dir(&self.path) {
+    /// Creates the directory holding `st`; fails with "already exists" if
+    /// it does. The directory appears with its state file already in it (a
+    /// temporary directory renamed into place without replacing), so a
+    /// `create` killed at any point never leaves a directory that no
+    /// command recognises as urunc's.
+    pub fn create(&self, st: &State) -> Result<(), StateError> {
+        let parent = self.path.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(|e| self.io("creating", parent, e))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = parent.join(format!(".urunc-new-{}-{nanos}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp).map_err(|e| self.io("creating", &tmp, e))?;
+        let staged = StateDir {
+            id: self.id.clone(),
+            path: tmp.clone(),
+        };
+        let placed = staged.save(st).and_then(|()| {
+            nix::fcntl::renameat2(
+                None,
+                &tmp,
+                None,
+                &self.path,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+            .map_err(|e| match e {
+                nix::errno::Errno::EEXIST | nix::errno::Errno::ENOTEMPTY => {
+                    StateError::Exists(self.id.clone())
+                }
+                e => self.io("creating", &self.path, e.into()),
+            })
+        });
+        match placed {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StateError::Exists(self.id.clone()))
+            // A filesystem without RENAME_NOREPLACE: exclusive mkdir, then
+            // the state file.
+            Err(StateError::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                match std::fs::create_dir(&self.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(StateError::Exists(self.id.clone()))
+                    }
+                    Err(e) => return Err(self.io("creating", &self.path, e)),
+                }
+                self.save(st).inspect_err(|_| {
+                    let _ = std::fs::remove_dir_all(&self.path);
+                })
             }
-            Err(e) => Err(self.io("creating", &self.path, e)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(e)
+            }
         }
     }
 
@@ -217,11 +332,16 @@ impl StateDir {
     pub fn save(&self, st: &State) -> Result<(), StateError> {
         let tmp = self.path.join(".state.tmp");
         let data = serde_json::to_vec_pretty(st).expect("state serialises");
-        let mut f = File::create(&tmp).map_err(|e| self.io("writing", &tmp, e))?;
-        f.write_all(&data)
-            .map_err(|e| self.io("writing", &tmp, e))?;
         let dst = self.path.join(STATE_FILE);
-        std::fs::rename(&tmp, &dst).map_err(|e| self.io("renaming", &dst, e))
+        let r = File::create(&tmp)
+            .and_then(|mut f| f.write_all(&data))
+            .map_err(|e| self.io("writing", &tmp, e))
+            .and_then(|()| std::fs::rename(&tmp, &dst).map_err(|e| self.io("renaming", &dst, e)));
+        if r.is_err() {
+            // (a full file system: the old state stays as it was)
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
     }
 
     pub fn load(&self) -> Result<State, StateError> {
@@ -240,6 +360,9 @@ impl StateDir {
         })
     }
 
+    /// Removes the directory, its state file last: a `delete` killed
+    /// half-way leaves a directory that is still recognised as urunc's, so
+    /// the next `delete` finishes the job.
     pub fn remove(&self) -> Result<(), StateError> {
         // What a container leaves here is known: the start socket, the
         // (empty) sandbox mountpoint and the state file, removed by name in
@@ -258,7 +381,35 @@ impl StateDir {
         if quick.is_ok() {
             return Ok(());
         }
-        match std::fs::remove_dir_all(&self.path) {
+        // Something else is there: everything but the state file, then it.
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io("removing", &self.path, e)),
+        };
+        for e in entries.flatten() {
+            if e.file_name() == STATE_FILE {
+                continue;
+            }
+            let p = e.path();
+            let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("removing", &p, e)),
+            }
+        }
+        let state = self.path.join(STATE_FILE);
+        match std::fs::remove_file(&state) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io("removing", &state, e)),
+        }
+        match std::fs::remove_dir(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io("removing", &self.path, e)),
@@ -279,7 +430,13 @@ pub fn list(root: &Path) -> Vec<State> {
         .flatten()
         .filter_map(|e| {
             let id = e.file_name().to_str()?.to_string();
-            StateDir::new(root, &id).ok()?.load().ok()
+            // (a `create`'s directory before it is renamed into place
+            // holds a state file too, under another name)
+            StateDir::new(root, &id)
+                .ok()?
+                .load()
+                .ok()
+                .filter(|st| st.id == id)
         })
         .collect();
     v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -309,7 +466,23 @@ mod tests {
     fn exclusive_create() {
         let d = tempfile::tempdir().unwrap();
         let s = StateDir::new(d.path(), "x").unwrap();
-        s.create().unwrap();
-        assert!(matches!(s.create(), Err(StateError::Exists(_))));
+        let st: State = serde_json::from_value(serde_json::json!({
+            "id": "x", "bundle": "/b", "rootfs": "/b/rootfs", "pid": 0, "pid_start": 0,
+            "created": "", "started": false, "annotations": {}, "monitor": "qemu",
+            "guest": "unikraft", "cgroups": [], "netns": null, "tap": "t", "poststop": [],
+        }))
+        .unwrap();
+        s.create(&st).unwrap();
+        assert!(matches!(s.create(&st), Err(StateError::Exists(_))));
+        // The directory appeared with its state file; no staging dir is left.
+        assert_eq!(s.load().unwrap().id, "x");
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x"]);
+        assert_eq!(list(d.path()).len(), 1);
+        s.remove().unwrap();
+        assert!(!s.path.exists());
     }
 }

@@ -9,7 +9,8 @@ use crate::hooks;
 use crate::metadata::Metadata;
 use crate::plan;
 use crate::sandbox::{self, Launch};
-use crate::state::{proc_stat, State, StateDir, SANDBOX_DIR};
+use crate::state::{proc_stat, ProcRef, State, StateDir, SANDBOX_DIR};
+use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -67,7 +68,10 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     rec.mark(ts::CREATE_VALIDATED);
 
     let dir = StateDir::new(&rt.root, &opts.id)?;
-    dir.create()?;
+    let mut st = initial_state(rt, opts, &bundle, &spec, &rootfs, &unikernel)?;
+    // From here on, whatever kills this process, `delete` finds the record.
+    dir.create(&st)?;
+    testpoint::pause_at("create:state");
     // Rootless: from here on, create runs in its own user namespace, so
     // that the waiting process is born in namespaces that it owns.
     if let Some((uid, gid)) = userns {
@@ -78,7 +82,7 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     }
     let result = unikernel
         .hand_over_block(&dir.path)
-        .and_then(|()| create_in(rt, opts, &dir, &bundle, &spec, &rootfs, &unikernel, &rec));
+        .and_then(|()| create_in(rt, opts, &dir, &mut st, &spec, &unikernel, &rec));
     if result.is_err() {
         if let Err(e) = crate::storage::restore(&dir.path) {
             crate::log::warn(&e.to_string());
@@ -88,23 +92,33 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-fn create_in(
+/// The cgroup path of the spec, relative to the hierarchy's root.
+/// Rootless: none, the caller cannot write cgroups; the container stays in
+/// the caller's.
+fn cgroup_rel(rt: &Runtime, spec: &Spec) -> Option<PathBuf> {
+    if rt.rootless {
+        return None;
+    }
+    let cg = spec.linux().as_ref()?.cgroups_path().as_ref()?;
+    Some(cgroups::relative_path(
+        &cg.to_string_lossy(),
+        rt.systemd_cgroup,
+    ))
+}
+
+/// The state as it is written before anything exists: no process yet, the
+/// cgroups that placement will create, and this `create` as the one at work.
+fn initial_state(
     rt: &Runtime,
     opts: &CreateOpts,
-    dir: &StateDir,
     bundle: &Path,
     spec: &Spec,
     rootfs: &Path,
     u: &plan::Unikernel,
-    rec: &Recorder,
-) -> Result<Outcome> {
-    // No lock here: the exclusive mkdir already makes this create the only
-    // one, and a lock fd would be inherited by the waiting process.
-    std::fs::create_dir(dir.path.join(SANDBOX_DIR))
-        .ctx(|| "creating the sandbox mountpoint".to_string())?;
-    let linux = spec.linux().as_ref();
-    let netns = linux
+) -> Result<State> {
+    let netns = spec
+        .linux()
+        .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .and_then(|n| {
             n.iter()
@@ -113,7 +127,10 @@ fn create_in(
         .and_then(|n| n.path().clone());
     let hooks = spec.hooks().clone().unwrap_or_default();
     let network = network_choice(rt, opts, spec, rootfs, netns.as_deref())?;
-    let mut st = State {
+    let planned = cgroup_rel(rt, spec)
+        .map(|rel| cgroups::planned(&rel))
+        .unwrap_or_default();
+    Ok(State {
         id: opts.id.clone(),
         bundle: bundle.to_path_buf(),
         rootfs: rootfs.to_path_buf(),
@@ -124,16 +141,35 @@ fn create_in(
         annotations: spec.annotations().clone().unwrap_or_default(),
         monitor: u.monitor.name().into(),
         guest: u.guest.name().into(),
-        cgroups: vec![],
-        cgroup_parents: vec![],
+        cgroups: planned.dirs,
+        cgroup_parents: planned.created_parents,
         netns,
         tap: crate::network::tap_name(&opts.id),
         network: network.clone(),
         poststart: hooks.poststart().clone().unwrap_or_default(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
-    };
+        creating: ProcRef::current(),
+    })
+}
+
+fn create_in(
+    rt: &Runtime,
+    opts: &CreateOpts,
+    dir: &StateDir,
+    st: &mut State,
+    spec: &Spec,
+    u: &plan::Unikernel,
+    rec: &Recorder,
+) -> Result<Outcome> {
+    // No lock here: the exclusive rename already makes this create the
+    // only one, and a lock fd would be inherited by the waiting process.
+    std::fs::create_dir(dir.path.join(SANDBOX_DIR))
+        .ctx(|| "creating the sandbox mountpoint".to_string())?;
+    let linux = spec.linux().as_ref();
+    let hooks = spec.hooks().clone().unwrap_or_default();
     let mut creating = st.oci_json();
     creating["status"] = "creating".into();
+    let network = st.network.clone();
     let launch = Launch {
         id: &opts.id,
         spec,
@@ -158,13 +194,9 @@ fn create_in(
     };
     st.pid = child_pid;
     st.pid_start = proc_stat(child_pid).map(|s| s.0).unwrap_or(0);
+    testpoint::pause_at("create:forked");
     let placed = (|| -> Result<()> {
-        // Rootless: the caller cannot write cgroups; the container stays in
-        // the caller's.
-        let cgroups_path = linux
-            .and_then(|l| l.cgroups_path().as_ref())
-            .filter(|_| !rt.rootless);
-        if let Some(cg) = cgroups_path {
+        if let Some(rel) = cgroup_rel(rt, spec) {
             let res = linux.and_then(|l| l.resources().as_ref());
             let cpu = res.and_then(|r| r.cpu().as_ref());
             let limits = cgroups::Limits {
@@ -178,12 +210,13 @@ fn create_in(
                 cpu_shares: cpu.and_then(|c| c.shares()),
                 pids: res.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
             };
-            let rel = cgroups::relative_path(&cg.to_string_lossy(), rt.systemd_cgroup);
             let cg = cgroups::place(&rel, child_pid, &limits)?;
+            cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
         }
-        dir.save(&st)?;
+        dir.save(st)?;
+        testpoint::pause_at("create:placed");
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child_pid)?;
         }
@@ -201,13 +234,18 @@ fn create_in(
             hooks.create_runtime().as_deref().unwrap_or(&[]),
             &state_json,
         )?;
-        child.run_container_hooks()
+        child.run_container_hooks()?;
+        testpoint::pause_at("create:hooks");
+        // Done: the container is created, not creating.
+        st.creating = None;
+        Ok(dir.save(st)?)
     })();
     if let Err(e) = placed {
         let e = kill_child(e);
         wait_gone(child_pid, st.pid_start);
         cgroups::remove(&st.cgroups);
         cgroups::remove_parents(&st.cgroup_parents);
+        cgroups::remove_shared_parents(&rt.root);
         return Err(e);
     }
     rec.mark(ts::CREATE_DONE);

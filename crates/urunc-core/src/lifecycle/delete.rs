@@ -6,7 +6,8 @@
 use super::create::wait_gone;
 use super::Runtime;
 use crate::error::{Error, Result};
-use crate::state::Status;
+use crate::state::{ProcRef, Status};
+use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
 use crate::{cgroups, hooks, network};
 use nix::sys::signal::Signal;
@@ -15,16 +16,16 @@ use nix::unistd::Pid;
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     let rec = Recorder::new(&rt.config.timestamps, id);
     rec.mark(ts::DELETE_START);
-    let (dir, st) = rt.load(id)?;
+    let dir = rt.dir(id)?;
     let _lock = dir.lock()?;
+    // Read under the lock: a concurrent delete may just have finished.
+    let mut st = dir.load()?;
     match st.status() {
-        Status::Stopped => {}
-        Status::Created => kill_wait(&st),
+        Status::Stopped | Status::Created => {}
         s if force => {
             if s == Status::Paused {
                 let _ = cgroups::freeze(&st.cgroups, false);
             }
-            kill_wait(&st)
         }
         s => {
             return Err(Error::msg(format!(
@@ -33,6 +34,17 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
             )))
         }
     }
+    // Whatever is still alive goes: a `create` still at work first (it
+    // may have recorded more by the time it is gone), then the waiting
+    // process or the monitor — also one left behind by a `create` that died.
+    if let Some(c) = st.creating.filter(|c| c.alive()) {
+        kill_wait(c);
+        st = dir.load()?;
+    }
+    for p in st.live_processes() {
+        kill_wait(p);
+    }
+    testpoint::pause_at("delete:killed");
     if let Some(ns) = &st.netns {
         let r = in_netns(ns, || {
             // Both modes' leftovers: tc's qdiscs (found by cookie), the
@@ -45,21 +57,25 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
             crate::log::warn(&format!("container {id}: removing tap {}: {e}", st.tap));
         }
     }
+    testpoint::pause_at("delete:network");
     cgroups::remove(&st.cgroups);
     cgroups::remove_parents(&st.cgroup_parents);
+    cgroups::remove_shared_parents(&rt.root);
+    testpoint::pause_at("delete:cgroups");
     // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
     crate::storage::restore(&dir.path)?;
     let mut stopped = st.oci_json();
     stopped["status"] = "stopped".into();
     hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
+    testpoint::pause_at("delete:hooks");
     dir.remove()?;
     rec.mark(ts::DELETE_DONE);
     Ok(())
 }
 
-fn kill_wait(st: &crate::state::State) {
-    let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-    wait_gone(st.pid, st.pid_start);
+fn kill_wait(p: ProcRef) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+    wait_gone(p.pid, p.start);
 }
 
 /// Runs `f` inside the network namespace at `path`, then returns to ours.

@@ -29,6 +29,11 @@ pub fn kill(rt: &Runtime, id: &str, signal: Signal, all: bool) -> Result<()> {
     if status == Status::Stopped {
         return Err(Error::msg(format!("container {id} is not running")));
     }
+    if status == Status::Creating {
+        return Err(Error::msg(format!(
+            "container {id} is still being created: nothing to signal yet (delete --force removes it)"
+        )));
+    }
     let mut pids = if all {
         crate::cgroups::pids(&st.cgroups)
     } else {

@@ -10,7 +10,7 @@ pub fn ps(rt: &Runtime, id: &str) -> Result<Vec<i32>> {
         return Ok(vec![]);
     }
     let mut pids = crate::cgroups::pids(&st.cgroups);
-    if !pids.contains(&st.pid) {
+    if st.pid > 0 && !pids.contains(&st.pid) {
         pids.insert(0, st.pid);
     }
     Ok(pids)

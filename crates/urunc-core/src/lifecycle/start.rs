@@ -10,8 +10,10 @@ use crate::timestamps::{ts, Recorder};
 pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let rec = Recorder::new(&rt.config.timestamps, id);
     rec.mark(ts::START_START);
-    let (dir, mut st) = rt.load(id)?;
+    let dir = rt.dir(id)?;
     let _lock = dir.lock()?;
+    // Read under the lock: a concurrent start may just have changed it.
+    let mut st = dir.load()?;
     let status = st.status();
     if status != Status::Created {
         return Err(Error::msg(format!(
@@ -21,6 +23,7 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     }
     st.started = true;
     dir.save(&st)?;
+    crate::testpoint::pause_at("start:saved");
     if let Err(e) = sandbox::signal_start(&dir) {
         return Err(Error::msg(format!(
             "container {id}: starting the monitor failed: {e}"

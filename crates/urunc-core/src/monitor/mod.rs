@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 mod clh;
 mod firecracker;
 mod hvt;
-mod kernel_image;
+pub mod kernel_image;
 pub mod qemu;
 mod solo5;
 pub mod solo5_manifest;

@@ -192,7 +192,7 @@ fn waiting(
     }
     // Block until `start`.
     let (mut conn, _) = listener.accept().ctx(|| "waiting for start".to_string())?;
-    match start_monitor(l, entered) {
+    match start_monitor(l, entered, &mut conn) {
         Ok(never) => match never {},
         Err(e) => {
             let _ = conn.write_all(e.to_string().as_bytes());
@@ -227,8 +227,17 @@ fn run_container_step(l: &Launch, ch: &mut UnixStream) -> Result<()> {
     }
 }
 
+/// What the waiting process writes to `start` just before `execve`. The
+/// socket is close-on-exec, so `start` then reads EOF; without the word the
+/// EOF means the waiting process died before it got there.
+const EXEC_MARK: &str = "exec\n";
+
 /// Applies the plan and execs the monitor. Returns only on failure.
-fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
+fn start_monitor(
+    l: &Launch,
+    entered: &namespaces::Entered,
+    conn: &mut UnixStream,
+) -> Result<Never> {
     let rec = Recorder::new(&l.config.timestamps, l.id);
     rec.mark(ts::START_SIGNALLED);
     let u = l.unikernel;
@@ -276,6 +285,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
         }
         None => None,
     };
+    crate::testpoint::pause_at("start:network");
     rec.mark(ts::START_NETWORK);
     let result = (|| {
         let dns = network::container_nameserver(l.spec, &u.rootfs);
@@ -341,6 +351,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
             fsdaemon::spawn(d, (uid, gid))?;
         }
         rec.mark(ts::START_SANDBOX);
+        crate::testpoint::pause_at("start:sandbox");
         // Compiled before dropping privileges, installed after: the filter
         // then covers the monitor from its first instruction.
         let filter = if u.seccomp {
@@ -363,6 +374,7 @@ fn start_monitor(l: &Launch, entered: &namespaces::Entered) -> Result<Never> {
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         };
+        let _ = conn.write_all(EXEC_MARK.as_bytes());
         if let Some(f) = &filter {
             seccompiler::apply_filter(f).map_err(|e| {
                 Error::msg(format!(
@@ -527,9 +539,13 @@ pub fn signal_start(state_dir: &StateDir) -> Result<()> {
     let mut s = console::connect(&state_dir.socket())?;
     let mut msg = String::new();
     let _ = s.read_to_string(&mut msg);
-    if msg.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::msg(msg))
+    match msg.strip_prefix(EXEC_MARK) {
+        Some("") => Ok(()),
+        // execve itself (or the seccomp filter before it) failed.
+        Some(err) => Err(Error::msg(err.to_string())),
+        None if msg.is_empty() => Err(Error::msg(
+            "the waiting process died before the monitor was started",
+        )),
+        None => Err(Error::msg(msg)),
     }
 }
