@@ -16,6 +16,10 @@
 //! Debian's containerd and on `$URUNC_TEST_CONTAINERD` (SKIP when unset).
 //! containerd's own log is `containerd.log` in the case's directory; it
 //! is read before the directory goes (`URUNC_SHIM_TEST_KEEP=1` keeps it).
+//!
+//! With the shim before issue 16's fixes (a778f99), on containerd 1.6:
+//! the bursts kept 10043–17553 of 20000 lines with 2 `Failed to pipe`
+//! lines each, and the ExecSync failed after 60.03 s.
 
 #[path = "support/cri_env.rs"]
 mod cri_env;
@@ -190,6 +194,10 @@ fn burst_at_stop(e: &Engine, name: &str, pid: NamespaceMode) {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let want: Vec<usize> = (1..=LINES).collect();
+    // containerd logs the pipe error when it closes the FIFOs (at the
+    // exit and at the latest at StopPodSandbox), so after both.
+    let pipe = containerd_log_lines(&c, "Failed to pipe");
+    println!("{name}: containerd 'Failed to pipe' lines: {}", pipe.len());
     println!(
         "{name}: CRI log has {} of {LINES} lines (last: {:?})",
         numbers.len(),
@@ -201,10 +209,6 @@ fn burst_at_stop(e: &Engine, name: &str, pid: NamespaceMode) {
         numbers.len(),
         numbers.last()
     );
-    // containerd logs the pipe error when it closes the FIFOs (at the
-    // exit and at the latest at StopPodSandbox), so after both.
-    let pipe = containerd_log_lines(&c, "Failed to pipe");
-    println!("{name}: containerd 'Failed to pipe' lines: {}", pipe.len());
     assert!(pipe.is_empty(), "containerd logged:\n{}", pipe.join("\n"));
 }
 
