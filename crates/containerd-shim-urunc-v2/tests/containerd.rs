@@ -84,21 +84,16 @@ fn long_running_task_ls_ps_pause_resume_kill() {
     }
     let c = Containerd::start("sleep");
     let id = "sleep1";
-    let child = c
-        .ctr_cmd(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "100",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = c.spawn_ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sleep",
+        "100",
+    ]);
     assert!(
         c.wait_status(id, "RUNNING"),
         "task never RUNNING: {:?}\n{}",
@@ -107,13 +102,7 @@ fn long_running_task_ls_ps_pause_resume_kill() {
     );
 
     // ps lists the container's process, whose PID task ls reports.
-    let ls = text(&c.ctr(&["task", "ls"]).stdout);
-    let pid: u32 = ls
-        .lines()
-        .find(|l| l.starts_with(id))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    let pid = c.task_pid(id);
     let ps = c.ctr(&["task", "ps", id]);
     assert!(ps.status.success(), "task ps: {}", text(&ps.stderr));
     assert!(
@@ -166,8 +155,7 @@ fn long_running_task_ls_ps_pause_resume_kill() {
         );
     }
 
-    let k = c.ctr(&["task", "kill", "-s", "KILL", id]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill(id, "KILL");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -253,18 +241,7 @@ fn detached_task_delete_cleans_up() {
     let id = "det1";
     // PID 1 of a PID namespace ignores SIGTERM unless it handles it.
     let script = "trap 'exit 7' TERM; while true; do sleep 1; done";
-    let out = c.ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    c.run_detached(id, &[], &["/bin/sh", "-c", script]);
     assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
     // Deleting a running task is refused.
     let d = c.ctr(&["task", "delete", id]);
@@ -323,17 +300,7 @@ fn exec_runs_in_a_running_container() {
     }
     let c = Containerd::start("exec");
     let id = "exec1";
-    let out = c.ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sleep",
-        "100",
-    ]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    c.run_detached(id, &[], &["/bin/sleep", "100"]);
 
     // A short exec: output and exit status come back.
     let e = c.ctr(&[
@@ -350,12 +317,7 @@ fn exec_runs_in_a_running_container() {
     assert_eq!(text(&e.stdout), "in-exec\n");
 
     // A long exec killed through its exec id: 128 + SIGKILL.
-    let child = c
-        .ctr_cmd(&["task", "exec", "--exec-id", "e2", id, "/bin/sleep", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = c.spawn_ctr(&["task", "exec", "--exec-id", "e2", id, "/bin/sleep", "100"]);
     // Until e2 is started a kill of it fails; repeat (bounded).
     let mut killed = false;
     for _ in 0..100 {
@@ -466,26 +428,10 @@ fn dead_shim_is_cleaned_up_by_the_delete_action() {
     }
     let c = Containerd::start("dead");
     let id = "dead1";
-    let out = c.ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sleep",
-        "100",
-    ]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    c.run_detached(id, &[], &["/bin/sleep", "100"]);
     let shims = c.shim_pids(id);
     assert_eq!(shims.len(), 1, "shims: {shims:?}");
-    let ls = text(&c.ctr(&["task", "ls"]).stdout);
-    let pid: i32 = ls
-        .lines()
-        .find(|l| l.starts_with(id))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    let pid = c.task_pid(id);
     // SAFETY: kill(2) with a PID read from /proc just above.
     unsafe {
         libc::kill(shims[0], libc::SIGKILL);
@@ -537,19 +483,7 @@ fn pod_containers_share_one_shim() {
     let c = Containerd::start("pod");
     let ann = "io.kubernetes.cri.sandbox-id=pod1";
     for id in ["podc1", "podc2"] {
-        let out = c.ctr(&[
-            "run",
-            "-d",
-            "--annotation",
-            ann,
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "100",
-        ]);
-        assert!(out.status.success(), "run -d {id}: {}", text(&out.stderr));
+        c.run_detached(id, &["--annotation", ann], &["/bin/sleep", "100"]);
         assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
     }
     let first = c.shim_pids("podc1");
@@ -561,8 +495,7 @@ fn pod_containers_share_one_shim() {
     );
 
     // Remove the first container: the shim stays for the second.
-    let k = c.ctr(&["task", "kill", "-s", "KILL", "podc1"]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill("podc1", "KILL");
     assert!(c.wait_status("podc1", "STOPPED"));
     let d = c.ctr(&["task", "delete", "podc1"]);
     assert!(d.status.success(), "delete: {}", text(&d.stderr));
@@ -575,8 +508,7 @@ fn pod_containers_share_one_shim() {
     let ps = c.ctr(&["task", "ps", "podc2"]);
     assert!(ps.status.success(), "task ps podc2: {}", text(&ps.stderr));
 
-    let k = c.ctr(&["task", "kill", "-s", "KILL", "podc2"]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill("podc2", "KILL");
     assert!(c.wait_status("podc2", "STOPPED"));
     let d = c.ctr(&["task", "delete", "podc2"]);
     assert!(d.status.success(), "delete: {}", text(&d.stderr));
@@ -672,17 +604,7 @@ fn exec_with_a_terminal() {
     };
     let c = Containerd::start("exectty");
     let id = "et1";
-    let out = c.ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sleep",
-        "100",
-    ]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    c.run_detached(id, &[], &["/bin/sleep", "100"]);
     let cmd = format!(
         "{} --address {} --namespace {} task exec -t --exec-id t1 {id} \
          /bin/sh -c 'tty; echo exec-on-tty; exit 6'",
@@ -784,13 +706,7 @@ fn long_running_unikernel_lifecycle() {
         "docker.io/library/ushim-linuxguest:latest",
         id,
     );
-    let ls = text(&c.ctr(&["task", "ls"]).stdout);
-    let pid: u32 = ls
-        .lines()
-        .find(|l| l.starts_with(id))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in task ls:\n{ls}"));
+    let pid = c.task_pid(id);
     // The container's process is the monitor.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     assert!(
@@ -814,8 +730,7 @@ fn long_running_unikernel_lifecycle() {
     assert!(r.status.success(), "resume: {}", text(&r.stderr));
     assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
 
-    let k = c.ctr(&["task", "kill", "-s", "KILL", id]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill(id, "KILL");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -926,12 +841,7 @@ fn run_in_background(
 ) -> std::process::Child {
     let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
     assert!(out.status.success(), "import: {}", text(&out.stderr));
-    let child = c
-        .ctr_cmd(&["run", "--rm", "--runtime", RUNTIME, image, id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = c.spawn_ctr(&["run", "--rm", "--runtime", RUNTIME, image, id]);
     assert!(
         c.wait_status(id, "RUNNING"),
         "task never RUNNING: {:?}\n{}",

@@ -7,19 +7,6 @@ use std::time::Duration;
 
 use support::{need, output_within, text, Containerd, IMAGE, RUNTIME};
 
-/// `ctr run -d ... IMAGE ID ARGS...`, asserting it started.
-fn run_detached(c: &Containerd, id: &str, args: &[&str]) {
-    let mut a = vec!["run", "-d", "--runtime", RUNTIME, IMAGE, id];
-    a.extend_from_slice(args);
-    let out = c.ctr(&a);
-    assert!(
-        out.status.success(),
-        "run -d {id}: {}\n{}",
-        text(&out.stderr),
-        c.log_tail()
-    );
-}
-
 /// An exec whose program does not exist. containerd's CRI ExecSync, after
 /// the failed Start, deletes the exec with `WithProcessKill` (Wait, kill,
 /// wait for the exit, Delete) under a one-minute timeout; `ctr task delete
@@ -32,7 +19,7 @@ fn failed_exec_start_is_answered_and_cleaned_up_promptly() {
     }
     let c = Containerd::start("badexec");
     let id = "badexec1";
-    run_detached(&c, id, &["/bin/sleep", "1000"]);
+    c.run_detached(id, &[], &["/bin/sleep", "1000"]);
     let limit = Duration::from_secs(10);
 
     // Attached exec: ctr starts its Wait first, Start fails, ctr deletes.
@@ -143,22 +130,17 @@ fn output_written_right_before_a_kill_is_all_delivered() {
     // its copy buffer (32 KiB) and the FIFO (64 KiB) hold together, so the
     // burst completes although nobody reads; about 10 KiB stay in the FIFO.
     let script = "busybox seq 1 20000; busybox touch /tmp/burst-done; exec sleep 1000";
-    let child = c
-        .ctr_cmd(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sh",
-            "-c",
-            script,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = c.spawn_ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
     let marker = c.bundle(id).join("rootfs/tmp/burst-done");
     let mut done = false;
     for _ in 0..300 {
@@ -173,8 +155,7 @@ fn output_written_right_before_a_kill_is_all_delivered() {
         "the burst never completed; containerd:\n{}",
         c.log_tail()
     );
-    let k = c.ctr(&["task", "kill", "-s", "KILL", id]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill(id, "KILL");
     // Only now is ctr's output read.
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -223,15 +204,8 @@ fn nothing_of_a_container_in_a_shared_pid_namespace_outlives_its_exit() {
         return;
     }
     let c = Containerd::start("sharedpid");
-    run_detached(&c, "pidns-a", &["/bin/sleep", "1000"]);
-    let a_pid = text(&c.ctr(&["task", "ls"]).stdout)
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&"pidns-a")).then(|| f.get(1).map(|p| p.to_string()))
-        })
-        .flatten()
-        .expect("pid of pidns-a");
+    c.run_detached("pidns-a", &[], &["/bin/sleep", "1000"]);
+    let a_pid = c.task_pid("pidns-a");
     let ns = format!("pid:/proc/{a_pid}/ns/pid");
     // A duration no other process on the host sleeps for.
     let tag = (1_000_000 + std::process::id()).to_string();
@@ -259,8 +233,7 @@ fn nothing_of_a_container_in_a_shared_pid_namespace_outlives_its_exit() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let child = child.expect("the background process of pidns-b never appeared");
-    let k = c.ctr(&["task", "kill", "-s", "KILL", "pidns-b"]);
-    assert!(k.status.success(), "kill: {}", text(&k.stderr));
+    c.kill("pidns-b", "KILL");
     assert!(
         c.wait_status("pidns-b", "STOPPED"),
         "pidns-b not stopped: {:?}",

@@ -436,6 +436,48 @@ impl Containerd {
         child.wait_with_output().unwrap()
     }
 
+    /// `ctr run -d --runtime io.containerd.urunc.v2 EXTRA... IMAGE ID ARGS...`,
+    /// asserting it started.
+    pub fn run_detached(&self, id: &str, extra: &[&str], args: &[&str]) {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--runtime", RUNTIME, IMAGE, id]);
+        a.extend_from_slice(args);
+        let out = self.ctr(&a);
+        assert!(
+            out.status.success(),
+            "run -d {id}: {}\n{}",
+            text(&out.stderr),
+            self.log_tail()
+        );
+    }
+
+    /// `ctr ARGS...` started in the background, its stdout and stderr piped.
+    pub fn spawn_ctr(&self, args: &[&str]) -> Child {
+        self.ctr_cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `ctr task kill -s SIGNAL ID`, asserting it succeeded.
+    pub fn kill(&self, id: &str, signal: &str) {
+        let k = self.ctr(&["task", "kill", "-s", signal, id]);
+        assert!(k.status.success(), "kill {id}: {}", text(&k.stderr));
+    }
+
+    /// The PID column of `ctr task ls` for `id`; panics when not listed.
+    pub fn task_pid(&self, id: &str) -> i32 {
+        let ls = text(&self.ctr(&["task", "ls"]).stdout);
+        ls.lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&id)).then(|| f.get(1)?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no pid for {id} in task ls:\n{ls}"))
+    }
+
     /// The STATUS column of `ctr task ls` for `id`, if listed.
     pub fn task_status(&self, id: &str) -> Option<String> {
         let out = self.ctr(&["task", "ls"]);
