@@ -7,9 +7,10 @@
 mod support;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use support::netns::{must, pod_with_peer, Netns};
 use support::*;
 use urunc_core::network;
 
@@ -21,90 +22,8 @@ fn serial() -> MutexGuard<'static, ()> {
 
 const DNS: &str = "10.200.99.53";
 
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(o.status.success(), "{args:?} failed: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn need_net_tools(test: &str) -> bool {
     need_qemu(test) && need_bin(test, "ip") && need_bin(test, "tc") && need_bin(test, "busybox")
-}
-
-/// A named network namespace (`ip netns add`), deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("urt{}{tag}", std::process::id());
-        let _ = run(&["ip", "netns", "del", &name]);
-        must(&["ip", "netns", "add", &name]);
-        must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns { name }
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.name)
-    }
-
-    /// `ip netns exec <ns> args...`
-    fn exec(&self, args: &[&str]) -> Output {
-        let mut a = vec!["ip", "netns", "exec", &self.name];
-        a.extend_from_slice(args);
-        run(&a)
-    }
-
-    fn ip(&self, args: &[&str]) -> Output {
-        let mut a = vec!["ip", "-n", &self.name];
-        a.extend_from_slice(args);
-        run(&a)
-    }
-
-    /// /sys/class/net/<dev>/<attr> as seen in the namespace.
-    fn sys(&self, dev: &str, attr: &str) -> String {
-        let o = self.exec(&["cat", &format!("/sys/class/net/{dev}/{attr}")]);
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    fn has_link(&self, name: &str) -> bool {
-        self.ip(&["link", "show", "dev", name]).status.success()
-    }
-
-    fn tc(&self, args: &[&str]) -> String {
-        let mut a = vec!["tc"];
-        a.extend_from_slice(args);
-        String::from_utf8_lossy(&self.exec(&a).stdout).into_owned()
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = self.path();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let ns = std::fs::File::open(&path).unwrap();
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "netns", "del", &self.name]);
-    }
 }
 
 /// A pod namespace whose eth0 (10.200.N.2/24, default route via .1) is a
@@ -119,36 +38,8 @@ struct Pod {
 
 impl Pod {
     fn new(n: u8) -> Pod {
-        let pod = Netns::new(&format!("pod{n}"));
-        let peer = Netns::new(&format!("peer{n}"));
         let (ip, gw) = (format!("10.200.{n}.2"), format!("10.200.{n}.1"));
-        must(&[
-            "ip", "-n", &pod.name, "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
-            "netns", &peer.name,
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &pod.name,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            "eth0",
-        ]);
-        must(&["ip", "-n", &pod.name, "link", "set", "eth0", "up"]);
-        must(&["ip", "-n", &pod.name, "route", "add", "default", "via", &gw]);
-        must(&[
-            "ip",
-            "-n",
-            &peer.name,
-            "addr",
-            "add",
-            &format!("{gw}/24"),
-            "dev",
-            "p0",
-        ]);
-        must(&["ip", "-n", &peer.name, "link", "set", "p0", "up"]);
+        let (pod, peer) = pod_with_peer(&ip, &gw);
         let j: Value = serde_json::from_str(&must(&[
             "ip", "-n", &pod.name, "-j", "link", "show", "eth0",
         ]))

@@ -37,9 +37,10 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use support::netns::{pod_with_peer, Netns};
 use support::*;
 
 /// Guests boot under TCG on few cores: one test at a time.
@@ -75,66 +76,6 @@ fn need_net(test: &str) -> bool {
     need_root(test) && need_bin(test, "ip") && need_bin(test, "tc")
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) {
-    let o = run(args);
-    assert!(o.status.success(), "{args:?} failed: {}", text(&o));
-}
-
-/// A named network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("urri{}{tag}", std::process::id());
-        let _ = run(&["ip", "netns", "del", &name]);
-        must(&["ip", "netns", "add", &name]);
-        must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns(name)
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.0)
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = self.path();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let ns = std::fs::File::open(&path).unwrap();
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-
-    /// Link names in the namespace.
-    fn links(&self) -> Vec<String> {
-        let o = run(&["ip", "-n", &self.0, "-o", "link", "show"]);
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "netns", "del", &self.0]);
-    }
-}
-
 /// A pod namespace whose eth0 holds 10.77.0.2/24 (default route via
 /// .1), a veth to a peer namespace holding 10.77.0.1.
 struct Pod {
@@ -146,43 +87,7 @@ const POD_IP: &str = "10.77.0.2";
 
 impl Pod {
     fn new() -> Pod {
-        let (pod, peer) = (Netns::new("p"), Netns::new("q"));
-        must(&[
-            "ip", "-n", &pod.0, "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
-            "netns", &peer.0,
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &pod.0,
-            "addr",
-            "add",
-            "10.77.0.2/24",
-            "dev",
-            "eth0",
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &peer.0,
-            "addr",
-            "add",
-            "10.77.0.1/24",
-            "dev",
-            "p0",
-        ]);
-        must(&["ip", "-n", &pod.0, "link", "set", "eth0", "up"]);
-        must(&["ip", "-n", &peer.0, "link", "set", "p0", "up"]);
-        must(&[
-            "ip",
-            "-n",
-            &pod.0,
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.77.0.1",
-        ]);
+        let (pod, peer) = pod_with_peer(POD_IP, "10.77.0.1");
         Pod { pod, peer }
     }
 

@@ -10,26 +10,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use support::netns::{must, pod_with_peer, run, Netns};
 use support::*;
 use urunc_core::network;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(o.status.success(), "{args:?} failed: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn need_tools(test: &str) -> bool {
@@ -44,6 +31,8 @@ fn need_tools(test: &str) -> bool {
 struct Pod {
     pod: String,
     peer: String,
+    /// The namespaces named `pod` and `peer`, deleted on drop.
+    _ns: (Netns, Netns),
     ip: String,
     gw: String,
     procs: Vec<Child>,
@@ -52,44 +41,12 @@ struct Pod {
 
 impl Pod {
     fn new(n: u8) -> Pod {
-        let pid = std::process::id();
-        let (pod, peer) = (format!("ursh{pid}p{n}"), format!("ursh{pid}g{n}"));
-        for ns in [&pod, &peer] {
-            let _ = run(&["ip", "netns", "del", ns]);
-            must(&["ip", "netns", "add", ns]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
         let (ip, gw) = (format!("10.201.{n}.2"), format!("10.201.{n}.1"));
-        must(&[
-            "ip", "-n", &pod, "link", "add", "eth0", "type", "veth", "peer", "name", "p0", "netns",
-            &peer,
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &pod,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            "eth0",
-        ]);
-        must(&["ip", "-n", &pod, "link", "set", "eth0", "up"]);
-        must(&["ip", "-n", &pod, "route", "add", "default", "via", &gw]);
-        must(&[
-            "ip",
-            "-n",
-            &peer,
-            "addr",
-            "add",
-            &format!("{gw}/24"),
-            "dev",
-            "p0",
-        ]);
-        must(&["ip", "-n", &peer, "link", "set", "p0", "up"]);
+        let ns = pod_with_peer(&ip, &gw);
         Pod {
-            pod,
-            peer,
+            pod: ns.0.name.clone(),
+            peer: ns.1.name.clone(),
+            _ns: ns,
             ip,
             gw,
             procs: vec![],
@@ -184,8 +141,6 @@ impl Drop for Pod {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = run(&["ip", "netns", "del", &self.pod]);
-        let _ = run(&["ip", "netns", "del", &self.peer]);
     }
 }
 

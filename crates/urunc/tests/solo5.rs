@@ -11,6 +11,7 @@
 mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::netns::{self, Netns};
 use support::*;
 
 const MARK: &str = "Command line is: '";
@@ -258,53 +259,10 @@ fn spt_confines_itself() {
     assert_eq!(code, 0, "{out}");
 }
 
-/// A named network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        // Unique per test in this process: the tests run in parallel.
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("urs5{}{n}{tag}", std::process::id());
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &name])
-            .output();
-        ip(&["netns", "add", &name]);
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let o = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "ip {args:?}: {}", text(&o));
-}
-
 /// The container's eth0 (10.0.0.2/24, the address Solo5's test_net
 /// serves) in `pod`, a veth to `peer` (10.0.0.1).
 fn pod_with_peer() -> (Netns, Netns) {
-    let (pod, peer) = (Netns::new("p"), Netns::new("q"));
-    ip(&[
-        "-n", &pod.0, "link", "add", "eth0", "type", "veth", "peer", "name", "p0", "netns", &peer.0,
-    ]);
-    ip(&["-n", &pod.0, "addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    ip(&["-n", &peer.0, "addr", "add", "10.0.0.1/24", "dev", "p0"]);
-    for (ns, dev) in [(&pod, "eth0"), (&peer, "p0"), (&pod, "lo"), (&peer, "lo")] {
-        ip(&["-n", &ns.0, "link", "set", dev, "up"]);
-    }
-    ip(&["-n", &pod.0, "route", "add", "default", "via", "10.0.0.1"]);
-    (pod, peer)
+    netns::pod_with_peer("10.0.0.2", "10.0.0.1")
 }
 
 #[test]
@@ -322,7 +280,7 @@ fn net_device_gets_the_containers_tap() {
         let mut b = solo5_bundle(&k, "mirage", target, &[]);
         for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
             if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+                ns["path"] = serde_json::json!(pod.path());
             }
         }
         let id = format!("net-{target}");
@@ -397,7 +355,7 @@ fn guest_answers_ping_through_the_containers_tap() {
             .args([
                 "netns",
                 "exec",
-                &pod.0,
+                &pod.name,
                 "cat",
                 "/sys/class/net/eth0/address",
             ])
@@ -408,7 +366,7 @@ fn guest_answers_ping_through_the_containers_tap() {
         let mut b = solo5_bundle(&k, "mirage", target, &["-l", "debug"]);
         for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
             if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+                ns["path"] = serde_json::json!(pod.path());
             }
         }
         let id = format!("ping-{target}");
@@ -447,7 +405,7 @@ fn guest_answers_ping_through_the_containers_tap() {
         );
         let ping = std::process::Command::new("ip")
             .args([
-                "netns", "exec", &peer.0, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
+                "netns", "exec", &peer.name, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
             ])
             .output()
             .unwrap();
@@ -483,7 +441,7 @@ fn mirage_on_qemu_answers_ping() {
     let mut b = solo5_bundle(&k, "mirage", "qemu", &[]);
     for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "network" {
-            ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+            ns["path"] = serde_json::json!(pod.path());
         }
     }
     subreaper();
@@ -498,7 +456,7 @@ fn mirage_on_qemu_answers_ping() {
     );
     let ping = std::process::Command::new("ip")
         .args([
-            "netns", "exec", &peer.0, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
+            "netns", "exec", &peer.name, "busybox", "ping", "-c", "3", "-W", "5", "10.0.0.2",
         ])
         .output()
         .unwrap();
@@ -728,7 +686,7 @@ fn rumprun_net_config_is_one_that_rumprun_applies() {
     let mut b = solo5_bundle(&k, "rumprun", target, &["/app", "-v"]);
     for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "network" {
-            ns["path"] = serde_json::json!(format!("/var/run/netns/{}", pod.0));
+            ns["path"] = serde_json::json!(pod.path());
         }
     }
     let (code, out) = run_to_exit(&env, &b.write(), "rump-net");

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 pub fn urunc_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_urunc"))
 }
