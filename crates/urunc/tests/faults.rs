@@ -134,6 +134,11 @@ impl Case {
     fn create(&self, extra_env: &[(&str, &str)]) -> i32 {
         let st = self.spawn_create(extra_env).wait().unwrap();
         assert!(st.success(), "{}: create failed: {}", self.id, self.err());
+        self.created_pid()
+    }
+
+    /// The waiting process's PID, as create wrote it to --pid-file.
+    fn created_pid(&self) -> i32 {
         std::fs::read_to_string(self.pid_file())
             .unwrap()
             .trim()
@@ -141,16 +146,21 @@ impl Case {
             .unwrap()
     }
 
-    /// create + start + the guest's "hang" line; the monitor's PID.
-    fn running(&self) -> i32 {
-        let pid = self.create(&[]);
-        self.env.ok(&["start", &self.id]);
+    /// Waits for the guest's "hang" line.
+    fn wait_booted(&self) {
         assert!(
             self.env.wait_out(&self.id, "URUNC-TESTKERNEL hang", T),
             "{}: guest did not boot: {}",
             self.id,
             self.err()
         );
+    }
+
+    /// create + start + the guest's "hang" line; the monitor's PID.
+    fn running(&self) -> i32 {
+        let pid = self.create(&[]);
+        self.env.ok(&["start", &self.id]);
+        self.wait_booted();
         pid
     }
 
@@ -213,6 +223,14 @@ impl Case {
         String::from_utf8_lossy(&o.stdout).contains("ingress")
     }
 
+    /// Removes the container's (empty) cgroups, as a reboot would.
+    fn remove_cgroups(&self) {
+        for d in self.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d.join(&self.id));
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let root = Path::new("/sys/fs/cgroup");
         let mut v = vec![root.join(&self.cg_top)];
@@ -225,8 +243,9 @@ impl Case {
     /// Nothing of the container is left: no state directory (nor a staged
     /// one), no process, no cgroup, no tap, no qdisc, no mount; `state`
     /// does not know it and `list` does not show it.
-    fn assert_clean(&self, tap: &str, when: &str) {
+    fn assert_clean(&self, when: &str) {
         let w = format!("{} {when}", self.id);
+        let tap = &self.tap();
         assert!(
             !self.env.state_dir(&self.id).exists(),
             "{w}: state dir left"
@@ -273,7 +292,7 @@ impl Case {
         );
     }
 
-    fn force_delete_clean(&self, tap: &str, when: &str) {
+    fn force_delete_clean(&self, when: &str) {
         let o = self.env.urunc(&["delete", "--force", &self.id]);
         assert!(
             o.status.success(),
@@ -281,7 +300,7 @@ impl Case {
             self.id,
             text(&o)
         );
-        self.assert_clean(tap, when);
+        self.assert_clean(when);
     }
 }
 
@@ -290,10 +309,7 @@ impl Drop for Case {
         if self.env.state_dir(&self.id).exists() {
             let _ = self.env.urunc(&["delete", "--force", &self.id]);
         }
-        for d in self.cgroup_dirs() {
-            let _ = std::fs::remove_dir(d.join(&self.id));
-            let _ = std::fs::remove_dir(d);
-        }
+        self.remove_cgroups();
     }
 }
 
@@ -305,6 +321,12 @@ fn sigkill(child: &mut Child) {
 fn kill9(pid: i32) {
     // SAFETY: kill with a PID and a constant signal.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// SIGKILLs the monitor (or waiting process) `pid` and reaps it: 137.
+fn crash(pid: i32) {
+    kill9(pid);
+    assert_eq!(wait_exit(pid, T), Some(137));
 }
 
 fn fault_preconditions(test: &str) -> bool {
@@ -338,8 +360,7 @@ fn create_killed_at_each_step_leaves_nothing_after_delete() {
         sigkill(&mut create);
         // A create that died: the container never came to be.
         c.assert_status("stopped", &format!("create killed at {step}"));
-        let tap = c.tap();
-        c.force_delete_clean(&tap, &format!("after create killed at {step}"));
+        c.force_delete_clean(&format!("after create killed at {step}"));
         if waiting > 0 {
             assert!(wait_exit(waiting, T).is_some(), "{step}: waiting process");
         }
@@ -358,11 +379,7 @@ fn delete_force_during_create_kills_it_and_leaves_nothing() {
         let mut create = c.spawn_create(&[("URUNC_TEST_PAUSE_AT", step)]);
         c.wait_paused(step);
         let waiting = c.state_pid();
-        let tap = c.tap();
-        c.force_delete_clean(
-            &tap,
-            &format!("delete --force while create paused at {step}"),
-        );
+        c.force_delete_clean(&format!("delete --force while create paused at {step}"));
         let st = create.wait().unwrap();
         assert!(!st.success(), "{step}: the killed create must not succeed");
         if waiting > 0 {
@@ -386,14 +403,9 @@ fn start_killed_before_waking_the_container_leaves_it_created() {
     c.assert_status("created", "start killed before waking it");
     // It can still be started.
     c.env.ok(&["start", &c.id]);
-    assert!(
-        c.env.wait_out(&c.id, "URUNC-TESTKERNEL hang", T),
-        "{}",
-        c.err()
-    );
+    c.wait_booted();
     c.assert_status("running", "started again");
-    let tap = c.tap();
-    c.force_delete_clean(&tap, "after start killed at start:saved");
+    c.force_delete_clean("after start killed at start:saved");
     assert_eq!(wait_exit(pid, T), Some(137));
 }
 
@@ -416,8 +428,7 @@ fn waiting_process_killed_during_start_fails_start_and_leaves_nothing() {
             "{step}: the tap should exist by now"
         );
         assert!(c.has_ingress(), "{step}: the redirect should exist by now");
-        kill9(pid);
-        assert_eq!(wait_exit(pid, T), Some(137));
+        crash(pid);
         let out = start.wait_with_output().unwrap();
         assert!(!out.status.success(), "{step}: start must fail");
         let err = c.err();
@@ -428,10 +439,7 @@ fn waiting_process_killed_during_start_fails_start_and_leaves_nothing() {
         c.assert_status("stopped", &format!("waiting process killed at {step}"));
         // A stopped container: plain delete cleans up the pod's network.
         c.env.ok(&["delete", &c.id]);
-        c.assert_clean(
-            &tap,
-            &format!("after the waiting process was killed at {step}"),
-        );
+        c.assert_clean(&format!("after the waiting process was killed at {step}"));
     }
 }
 
@@ -451,14 +459,9 @@ fn start_killed_while_the_monitor_starts_leaves_it_running() {
     c.wait_paused("start:network");
     sigkill(&mut start);
     std::fs::write(&resume, "").unwrap();
-    assert!(
-        c.env.wait_out(&c.id, "URUNC-TESTKERNEL hang", T),
-        "{}",
-        c.err()
-    );
+    c.wait_booted();
     c.assert_status("running", "start killed, the monitor exec'd anyway");
-    let tap = c.tap();
-    c.force_delete_clean(&tap, "after start killed while the monitor started");
+    c.force_delete_clean("after start killed while the monitor started");
     assert_eq!(wait_exit(pid, T), Some(137));
 }
 
@@ -476,14 +479,13 @@ fn delete_killed_at_each_step_is_finished_by_the_next_delete() {
     ] {
         let c = Case::new("fx", true);
         let pid = c.running();
-        let tap = c.tap();
         let mut del = c.spawn(&["delete", "--force"], &[("URUNC_TEST_PAUSE_AT", step)]);
         c.wait_paused(step);
         assert_eq!(wait_exit(pid, T), Some(137), "{step}: monitor");
         c.assert_status("stopped", &format!("delete paused at {step}"));
         sigkill(&mut del);
         c.assert_status("stopped", &format!("delete killed at {step}"));
-        c.force_delete_clean(&tap, &format!("after delete killed at {step}"));
+        c.force_delete_clean(&format!("after delete killed at {step}"));
         let hooks = std::fs::read_to_string(&c.hooks_log).unwrap_or_default();
         assert!(hooks.contains("poststop"), "{step}: poststop never ran");
     }
@@ -502,8 +504,7 @@ fn monitor_crash_mid_run_is_cleaned_by_delete() {
     // from an ancestor PID namespace to the namespace's init, is dropped by
     // the kernel unless it is SIGKILL, so the crash is a SIGKILL (no chance
     // to clean up, as with a real fault).
-    kill9(pid);
-    assert_eq!(wait_exit(pid, T), Some(137));
+    crash(pid);
     c.assert_status("stopped", "after the monitor crashed");
     // The crash left the persistent tap and the redirect in the pod.
     assert!(c.pod.as_ref().unwrap().link(&tap).is_some());
@@ -514,7 +515,7 @@ fn monitor_crash_mid_run_is_cleaned_by_delete() {
         text(&o)
     );
     c.env.ok(&["delete", &c.id]);
-    c.assert_clean(&tap, "after the monitor crashed");
+    c.assert_clean("after the monitor crashed");
 }
 
 /// `urunc ARGS` in a private mount namespace whose /dev lacks `hide`
@@ -576,11 +577,7 @@ fn missing_dev_kvm_or_tun_fails_clearly_and_leaves_nothing() {
     );
     let o = without_dev(&c, "kvm", &c.create_args());
     assert!(o.status.success(), "create: {}", c.err());
-    let pid: i32 = std::fs::read_to_string(c.pid_file())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = c.created_pid();
     let o = c.env.urunc(&["start", &c.id]);
     let code = wait_exit(pid, T);
     let err = c.err();
@@ -592,18 +589,13 @@ fn missing_dev_kvm_or_tun_fails_clearly_and_leaves_nothing() {
     assert!(err.contains("kvm"), "the failure must name KVM: {err}");
     assert_ne!(code, Some(0), "QEMU cannot have run the guest without KVM");
     c.assert_status("stopped", "no /dev/kvm");
-    let tap = c.tap();
-    c.force_delete_clean(&tap, "after no /dev/kvm");
+    c.force_delete_clean("after no /dev/kvm");
 
     // /dev/net/tun missing: the network step at start fails, naming it.
     let c = Case::new("ft", true);
     let o = without_dev(&c, "net/tun", &c.create_args());
     assert!(o.status.success(), "create: {}", c.err());
-    let pid: i32 = std::fs::read_to_string(c.pid_file())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = c.created_pid();
     let o = c.env.urunc(&["start", &c.id]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "start without /dev/net/tun must fail");
@@ -611,8 +603,7 @@ fn missing_dev_kvm_or_tun_fails_clearly_and_leaves_nothing() {
     println!("no /dev/net/tun: start fails: {}", err.trim());
     assert!(wait_exit(pid, T).is_some());
     c.assert_status("stopped", "no /dev/net/tun");
-    let tap = c.tap();
-    c.force_delete_clean(&tap, "after no /dev/net/tun");
+    c.force_delete_clean("after no /dev/net/tun");
 }
 
 /// A size-limited tmpfs mounted for one test; unmounted on drop.
@@ -683,7 +674,7 @@ fn full_state_directory_fails_create_and_start_cleanly() {
         "names the path: {err}"
     );
     println!("full --root: create fails: {}", err.trim());
-    c.assert_clean(&c.tap(), "after create on a full state dir");
+    c.assert_clean("after create on a full state dir");
 
     fs.free();
     let pid = c.create(&[]);
@@ -695,8 +686,7 @@ fn full_state_directory_fails_create_and_start_cleanly() {
     println!("full --root: start fails: {}", err.trim());
     c.assert_status("created", "start failed on a full state dir");
     // delete only removes: it works on a full file system.
-    let tap = c.tap();
-    c.force_delete_clean(&tap, "after start on a full state dir");
+    c.force_delete_clean("after start on a full state dir");
     assert!(wait_exit(pid, T).is_some());
 }
 
@@ -723,25 +713,19 @@ fn state_left_from_a_previous_boot_is_stopped_and_deletable() {
     // pod's namespace, the cgroup is still there.
     let c = Case::new("fb", true);
     let pid = c.running();
-    let tap = c.tap();
-    kill9(pid);
-    assert_eq!(wait_exit(pid, T), Some(137));
+    crash(pid);
     rewrite_state(&c, |st| st["pid"] = json!(other_pid));
     c.assert_status("stopped", "pid reused by another process");
     c.env.ok(&["delete", &c.id]);
-    c.assert_clean(&tap, "after a crash with the PID reused");
+    c.assert_clean("after a crash with the PID reused");
 
     // A previous boot: processes, namespace and cgroups gone, the state
     // directory still there (a --root that is not on a tmpfs).
     let c = Case::new("fp", true);
     let pid = c.create(&[]);
-    let tap = c.tap();
     kill9(pid);
     assert!(wait_exit(pid, T).is_some());
-    for d in c.cgroup_dirs() {
-        let _ = std::fs::remove_dir(d.join(&c.id));
-        let _ = std::fs::remove_dir(&d);
-    }
+    c.remove_cgroups();
     let _ = Command::new("ip")
         .args(["netns", "del", &c.pod.as_ref().unwrap().name])
         .status();
@@ -750,7 +734,7 @@ fn state_left_from_a_previous_boot_is_stopped_and_deletable() {
         st["creating"] = json!({"pid": other_pid, "start": 1});
     });
     c.assert_status("stopped", "state from a previous boot");
-    c.force_delete_clean(&tap, "after a previous boot");
+    c.force_delete_clean("after a previous boot");
     assert_eq!(
         nix::sys::wait::waitpid(
             nix::unistd::Pid::from_raw(other_pid),
