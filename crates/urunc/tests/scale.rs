@@ -57,6 +57,20 @@ impl Workload {
         }
     }
 
+    /// The workload for `test` (root, and QEMU for the QEMU one, or
+    /// SKIP), with this process the subreaper.
+    fn prepare(test: &str) -> Option<Workload> {
+        if !need_root(test) {
+            return None;
+        }
+        let w = Workload::pick();
+        if matches!(w, Workload::Qemu) && !need_qemu(test) {
+            return None;
+        }
+        subreaper();
+        Some(w)
+    }
+
     fn default_n(&self) -> usize {
         match self {
             Workload::Spt(_) => 100,
@@ -90,6 +104,15 @@ impl Workload {
     }
 }
 
+/// The PID `create --pid-file` wrote.
+fn read_pid(pidfile: &Path) -> i32 {
+    std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn count() -> Option<usize> {
     std::env::var("URUNC_SCALE_N").ok()?.parse().ok()
 }
@@ -118,15 +141,9 @@ fn assert_nothing_left(env: &Env, top: &str, needles: &[String]) {
 
 #[test]
 fn concurrent_lifecycles_all_succeed_and_leave_nothing() {
-    let test = "concurrent_lifecycles_all_succeed_and_leave_nothing";
-    if !need_root(test) {
+    let Some(w) = Workload::prepare("concurrent_lifecycles_all_succeed_and_leave_nothing") else {
         return;
-    }
-    let w = Workload::pick();
-    if matches!(w, Workload::Qemu) && !need_qemu(test) {
-        return;
-    }
-    subreaper();
+    };
     let n = count().unwrap_or(w.default_n());
     let env = Env::new(w.config());
     let top = format!("urunc-scale-{}", std::process::id());
@@ -191,11 +208,7 @@ fn lifecycle(env: &Env, b: &Bundle, id: &str) -> Result<i32, String> {
     if !st.success() {
         return Err(format!("{id}: create: {}", errtext()));
     }
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(&pidfile);
     let o = env.urunc(&["start", id]);
     if !o.status.success() {
         return Err(format!("{id}: start: {}", text(&o)));
@@ -210,15 +223,9 @@ fn lifecycle(env: &Env, b: &Bundle, id: &str) -> Result<i32, String> {
 
 #[test]
 fn same_id_races_have_one_winner() {
-    let test = "same_id_races_have_one_winner";
-    if !need_root(test) {
+    let Some(w) = Workload::prepare("same_id_races_have_one_winner") else {
         return;
-    }
-    let w = Workload::pick();
-    if matches!(w, Workload::Qemu) && !need_qemu(test) {
-        return;
-    }
-    subreaper();
+    };
     let env = Env::new(w.config());
     let top = format!("urunc-race-{}", std::process::id());
     let b = w.bundle(&format!("/{top}/same"));
@@ -264,11 +271,7 @@ fn same_id_races_have_one_winner() {
     for (ok, err) in &creates {
         assert!(*ok || err.contains("already exists"), "{err}");
     }
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(&pidfile);
     let starts = race(&["start", "same"], 4);
     let winners = starts.iter().filter(|(ok, _)| *ok).count();
     println!("race: 4 starts of one container: {winners} succeeded");
