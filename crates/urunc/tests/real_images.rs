@@ -158,6 +158,28 @@ fn stop_and_check_pod(env: &Env, id: &str, pid: i32, pod: &Pod) {
     assert_eq!(links, ["eth0", "lo"], "urunc left links in the pod");
 }
 
+/// Waits (60 s) for `ready` in `id`'s output, then `GET /` on `port` from
+/// the pod's peer (30 s); the reply ("" when none came) and the output,
+/// both shown.
+fn http_when_ready(
+    env: &Env,
+    pod: &Pod,
+    t: &str,
+    id: &str,
+    ready: &str,
+    port: u16,
+) -> (String, String) {
+    let reply = if env.wait_out(id, ready, Duration::from_secs(60)) {
+        pod.http_get(port, Duration::from_secs(30))
+    } else {
+        String::new()
+    };
+    let out = env.out(id);
+    show(t, &out);
+    println!("{t}: HTTP reply: {:?}", reply.lines().next().unwrap_or(""));
+    (reply, out)
+}
+
 fn unikraft_bundle(kernel: &Path, hv: &str, args: &[&str], env: &[&str], mib: u64) -> Bundle {
     let mut b = Bundle::new();
     b.add_file(kernel, "/unikernel/kernel")
@@ -294,14 +316,7 @@ fn httpreply_in_a_pod(t: &str, id: &str, args: &[&str]) {
     pod.join(&mut b);
     let pid = start(&env, &b, id);
     let _d = DeleteOnDrop(&env, id);
-    let reply = if env.wait_out(id, "Listening on port 8123", Duration::from_secs(60)) {
-        pod.http_get(8123, Duration::from_secs(30))
-    } else {
-        String::new()
-    };
-    let out = env.out(id);
-    show(t, &out);
-    println!("{t}: HTTP reply: {:?}", reply.lines().next().unwrap_or(""));
+    let (reply, out) = http_when_ready(&env, &pod, t, id, "Listening on port 8123", 8123);
     assert!(
         out.contains(&format!(
             "Set IPv4 address {POD_IP} mask 255.255.255.0 gw 10.77.0.1"
@@ -446,15 +461,7 @@ fn rumprun_probe(target: &str) {
     let id = format!("rr-{target}");
     let pid = start(&env, &b, &id);
     let _d = DeleteOnDrop(&env, &id);
-    let listening = env.wait_out(&id, "RR-LISTENING=8080", Duration::from_secs(60));
-    let reply = if listening {
-        pod.http_get(8080, Duration::from_secs(30))
-    } else {
-        String::new()
-    };
-    let out = env.out(&id);
-    show(t, &out);
-    println!("{t}: HTTP reply: {:?}", reply.lines().next().unwrap_or(""));
+    let (reply, out) = http_when_ready(&env, &pod, t, &id, "RR-LISTENING=8080", 8080);
     assert!(
         out.contains("RR-ARGV[1]=/data/hello.txt") && out.contains("RR-ARGV[2]=second"),
         "{out}{}",
