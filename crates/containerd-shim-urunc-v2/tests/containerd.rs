@@ -11,14 +11,13 @@ mod support;
 
 use std::process::Stdio;
 
-use support::{need, text, Containerd, IMAGE, RUNTIME};
+use support::{containerd_for, need, text, Containerd, IMAGE, RUNTIME};
 
 #[test]
 fn echo_hello_prints_and_exits_zero() {
-    if need("echo_hello_prints_and_exits_zero").is_none() {
+    let Some(c) = containerd_for("echo_hello_prints_and_exits_zero", "echo") else {
         return;
-    }
-    let c = Containerd::start("echo");
+    };
     let out = c.run("hello1", &[], &["/bin/busybox", "echo", "hello"]);
     assert!(
         out.status.success(),
@@ -47,10 +46,9 @@ fn echo_hello_prints_and_exits_zero() {
 
 #[test]
 fn exit_status_and_stderr_are_passed_on() {
-    if need("exit_status_and_stderr_are_passed_on").is_none() {
+    let Some(c) = containerd_for("exit_status_and_stderr_are_passed_on", "exit") else {
         return;
-    }
-    let c = Containerd::start("exit");
+    };
     let out = c.run(
         "exit3",
         &[],
@@ -68,10 +66,9 @@ fn exit_status_and_stderr_are_passed_on() {
 
 #[test]
 fn stdin_reaches_the_container() {
-    if need("stdin_reaches_the_container").is_none() {
+    let Some(c) = containerd_for("stdin_reaches_the_container", "stdin") else {
         return;
-    }
-    let c = Containerd::start("stdin");
+    };
     let out = c.run_with_stdin("cat1", &["/bin/cat"], b"line one\nline two\n");
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "line one\nline two\n");
@@ -79,21 +76,11 @@ fn stdin_reaches_the_container() {
 
 #[test]
 fn long_running_task_ls_ps_pause_resume_kill() {
-    if need("long_running_task_ls_ps_pause_resume_kill").is_none() {
+    let Some(c) = containerd_for("long_running_task_ls_ps_pause_resume_kill", "sleep") else {
         return;
-    }
-    let c = Containerd::start("sleep");
+    };
     let id = "sleep1";
-    let child = c.spawn_ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sleep",
-        "100",
-    ]);
+    let child = c.spawn_run(id, &["/bin/sleep", "100"]);
     assert!(
         c.wait_status(id, "RUNNING"),
         "task never RUNNING: {:?}\n{}",
@@ -180,10 +167,9 @@ fn long_running_task_ls_ps_pause_resume_kill() {
 
 #[test]
 fn runtime_error_reaches_the_user() {
-    if need("runtime_error_reaches_the_user").is_none() {
+    let Some(c) = containerd_for("runtime_error_reaches_the_user", "err") else {
         return;
-    }
-    let c = Containerd::start("err");
+    };
     let out = c.run("nope1", &[], &["/bin/does-not-exist"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
@@ -234,10 +220,9 @@ fn terminal_mode_uses_a_pty() {
 
 #[test]
 fn detached_task_delete_cleans_up() {
-    if need("detached_task_delete_cleans_up").is_none() {
+    let Some(c) = containerd_for("detached_task_delete_cleans_up", "detach") else {
         return;
-    }
-    let c = Containerd::start("detach");
+    };
     let id = "det1";
     // PID 1 of a PID namespace ignores SIGTERM unless it handles it.
     let script = "trap 'exit 7' TERM; while true; do sleep 1; done";
@@ -295,10 +280,9 @@ fn detached_task_delete_cleans_up() {
 
 #[test]
 fn exec_runs_in_a_running_container() {
-    if need("exec_runs_in_a_running_container").is_none() {
+    let Some(c) = containerd_for("exec_runs_in_a_running_container", "exec") else {
         return;
-    }
-    let c = Containerd::start("exec");
+    };
     let id = "exec1";
     c.run_detached(id, &[], &["/bin/sleep", "100"]);
 
@@ -423,10 +407,9 @@ fn unikernel_runs_through_urunc() {
 /// rootfs unmounted.
 #[test]
 fn dead_shim_is_cleaned_up_by_the_delete_action() {
-    if need("dead_shim_is_cleaned_up_by_the_delete_action").is_none() {
+    let Some(c) = containerd_for("dead_shim_is_cleaned_up_by_the_delete_action", "dead") else {
         return;
-    }
-    let c = Containerd::start("dead");
+    };
     let id = "dead1";
     c.run_detached(id, &[], &["/bin/sleep", "100"]);
     let shims = c.shim_pids(id);
@@ -477,10 +460,9 @@ fn dead_shim_is_cleaned_up_by_the_delete_action() {
 /// shim, which stays until the last of them is deleted.
 #[test]
 fn pod_containers_share_one_shim() {
-    if need("pod_containers_share_one_shim").is_none() {
+    let Some(c) = containerd_for("pod_containers_share_one_shim", "pod") else {
         return;
-    }
-    let c = Containerd::start("pod");
+    };
     let ann = "io.kubernetes.cri.sandbox-id=pod1";
     for id in ["podc1", "podc2"] {
         c.run_detached(id, &["--annotation", ann], &["/bin/sleep", "100"]);
@@ -576,10 +558,9 @@ fn oom_kill_is_reported() {
 /// output streams.
 #[test]
 fn log_uri_file_receives_output() {
-    if need("log_uri_file_receives_output").is_none() {
+    let Some(c) = containerd_for("log_uri_file_receives_output", "loguri") else {
         return;
-    }
-    let c = Containerd::start("loguri");
+    };
     let log = c.dir.join("container.log");
     let uri = format!("file://{}", log.display());
     let out = c.run(

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{need, output_within, text, Containerd, IMAGE, RUNTIME};
+use support::{containerd_for, output_within, text};
 
 /// An exec whose program does not exist. containerd's CRI ExecSync, after
 /// the failed Start, deletes the exec with `WithProcessKill` (Wait, kill,
@@ -14,10 +14,12 @@ use support::{need, output_within, text, Containerd, IMAGE, RUNTIME};
 /// once for an exec that never ran.
 #[test]
 fn failed_exec_start_is_answered_and_cleaned_up_promptly() {
-    if need("failed_exec_start_is_answered_and_cleaned_up_promptly").is_none() {
+    let Some(c) = containerd_for(
+        "failed_exec_start_is_answered_and_cleaned_up_promptly",
+        "badexec",
+    ) else {
         return;
-    }
-    let c = Containerd::start("badexec");
+    };
     let id = "badexec1";
     c.run_detached(id, &[], &["/bin/sleep", "1000"]);
     let limit = Duration::from_secs(10);
@@ -121,26 +123,18 @@ fn failed_exec_start_is_answered_and_cleaned_up_promptly() {
 /// must not report the exit before the output was read.
 #[test]
 fn output_written_right_before_a_kill_is_all_delivered() {
-    if need("output_written_right_before_a_kill_is_all_delivered").is_none() {
+    let Some(c) = containerd_for(
+        "output_written_right_before_a_kill_is_all_delivered",
+        "burst",
+    ) else {
         return;
-    }
-    let c = Containerd::start("burst");
+    };
     let id = "burst1";
     // 20000 lines are 108894 bytes: less than ctr's stdout pipe (64 KiB),
     // its copy buffer (32 KiB) and the FIFO (64 KiB) hold together, so the
     // burst completes although nobody reads; about 10 KiB stay in the FIFO.
     let script = "busybox seq 1 20000; busybox touch /tmp/burst-done; exec sleep 1000";
-    let child = c.spawn_ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
+    let child = c.spawn_run(id, &["/bin/sh", "-c", script]);
     let marker = c.bundle(id).join("rootfs/tmp/burst-done");
     let mut done = false;
     for _ in 0..300 {
@@ -200,30 +194,19 @@ fn find_process(last_arg: &str) -> Option<i32> {
 /// the exit was reported. Reported stopped, nothing of it may run.
 #[test]
 fn nothing_of_a_container_in_a_shared_pid_namespace_outlives_its_exit() {
-    if need("nothing_of_a_container_in_a_shared_pid_namespace_outlives_its_exit").is_none() {
+    let Some(c) = containerd_for(
+        "nothing_of_a_container_in_a_shared_pid_namespace_outlives_its_exit",
+        "sharedpid",
+    ) else {
         return;
-    }
-    let c = Containerd::start("sharedpid");
+    };
     c.run_detached("pidns-a", &[], &["/bin/sleep", "1000"]);
     let a_pid = c.task_pid("pidns-a");
     let ns = format!("pid:/proc/{a_pid}/ns/pid");
     // A duration no other process on the host sleeps for.
     let tag = (1_000_000 + std::process::id()).to_string();
     let script = format!("busybox sleep {tag} & exec sleep 1000");
-    let out = c.ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        "--with-ns",
-        &ns,
-        IMAGE,
-        "pidns-b",
-        "/bin/sh",
-        "-c",
-        &script,
-    ]);
-    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    c.run_detached("pidns-b", &["--with-ns", &ns], &["/bin/sh", "-c", &script]);
     let mut child = None;
     for _ in 0..100 {
         child = find_process(&tag);

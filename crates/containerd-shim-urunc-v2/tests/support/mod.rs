@@ -46,6 +46,13 @@ pub fn need(test: &str) -> Option<()> {
     Some(())
 }
 
+/// [`need`], then a private containerd named `name`: the start of most
+/// tests (`None` after the SKIP line).
+pub fn containerd_for(test: &str, name: &str) -> Option<Containerd> {
+    need(test)?;
+    Some(Containerd::start(name))
+}
+
 /// The OCI runtime the shim drives in these tests: `$URUNC_SHIM_TEST_RUNTIME`
 /// (a name in PATH or a path), default `runc`.
 /// The OCI runtime the shim drives in these tests: `$URUNC_SHIM_TEST_RUNTIME`,
@@ -450,6 +457,14 @@ impl Containerd {
             text(&out.stderr),
             self.log_tail()
         );
+    }
+
+    /// `ctr run --rm --runtime io.containerd.urunc.v2 IMAGE ID ARGS...` in
+    /// the background, its stdout and stderr piped.
+    pub fn spawn_run(&self, id: &str, args: &[&str]) -> Child {
+        let mut a = vec!["run", "--rm", "--runtime", RUNTIME, IMAGE, id];
+        a.extend_from_slice(args);
+        self.spawn_ctr(&a)
     }
 
     /// `ctr ARGS...` started in the background, its stdout and stderr piped.
