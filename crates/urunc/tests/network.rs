@@ -104,20 +104,6 @@ impl Pod {
     }
 }
 
-/// Deletes (forcibly) a container when the test ends, even by a panic.
-struct Ctr<'a> {
-    env: &'a Env,
-    id: String,
-}
-
-impl Drop for Ctr<'_> {
-    fn drop(&mut self) {
-        if self.env.state_dir(&self.id).exists() {
-            let _ = self.env.urunc(&["delete", "--force", &self.id]);
-        }
-    }
-}
-
 fn ts_config(env: &Env, base: &str) -> PathBuf {
     let ts = env.dir.path().join("timestamps.jsonl");
     std::fs::write(
@@ -253,10 +239,7 @@ fn guest_owns_the_pod_address_and_restarts_cleanly() {
     let ts = ts_config(&env, LINUX_CONFIG);
     let bundle = serve_bundle(&pod.pod.path());
     let b = bundle.write();
-    let _c = Ctr {
-        env: &env,
-        id: id.into(),
-    };
+    let _c = DeleteOnDrop(&env, id);
 
     for round in 1..=2 {
         let pid = start_serving(&env, &b, id);
@@ -342,14 +325,8 @@ fn two_pods_at_once() {
     let mut bb = linux_bundle(&["/init", "serve"]);
     set_netns(&mut bb, &b.pod.path());
     bb.spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
-    let _ca = Ctr {
-        env: &env,
-        id: "net-a".into(),
-    };
-    let _cb = Ctr {
-        env: &env,
-        id: "net-b".into(),
-    };
+    let _ca = DeleteOnDrop(&env, "net-a");
+    let _cb = DeleteOnDrop(&env, "net-b");
     let pa = env.create(&ba.write(), "net-a", &[]);
     let pb = env.create(&bb.write(), "net-b", &[]);
     env.ok(&["start", "net-a"]);
@@ -406,10 +383,7 @@ fn no_interface_means_no_nic_and_no_ip_words() {
     set_netns(&mut b, &ns.path());
     let bundle = b.write();
     let id = "net-none";
-    let _c = Ctr {
-        env: &env,
-        id: id.into(),
-    };
+    let _c = DeleteOnDrop(&env, id);
     let pid = env.create(&bundle, id, &[]);
     env.ok(&["start", id]);
     assert_eq!(
@@ -442,10 +416,7 @@ fn addressless_eth0_fails_start_and_leaves_nothing() {
     let env = Env::new(LINUX_CONFIG);
     let bundle = serve_bundle(&pod.pod.path());
     let id = "net-noaddr";
-    let _c = Ctr {
-        env: &env,
-        id: id.into(),
-    };
+    let _c = DeleteOnDrop(&env, id);
     let pid = env.create(&bundle.write(), id, &[]);
     let o = env.urunc(&["start", id]);
     assert!(!o.status.success(), "start succeeded: {}", text(&o));
@@ -691,10 +662,7 @@ fn network_step_time_over_starts() {
     let want = format!("netdev.ip={}/24:{}:{DNS}", pod.ip, pod.gw);
     for i in 0..9 {
         let id = format!("net-time-{i}");
-        let _c = Ctr {
-            env: &env,
-            id: id.clone(),
-        };
+        let _c = DeleteOnDrop(&env, &id);
         let pid = env.create(&bundle, &id, &[]);
         env.ok(&["start", &id]);
         assert_eq!(
@@ -739,10 +707,7 @@ fn host_networking_is_refused() {
         serde_json::json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
     let bundle = b.write();
     let id = "net-host";
-    let _c = Ctr {
-        env: &env,
-        id: id.into(),
-    };
+    let _c = DeleteOnDrop(&env, id);
     let urunc_in_pod = |args: &[&str]| {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &pod.pod.name])
@@ -805,10 +770,7 @@ fn delete_after_the_pod_namespace_is_gone() {
     let env = Env::new(LINUX_CONFIG);
     let bundle = serve_bundle(&pod.path());
     let id = "net-gone";
-    let _c = Ctr {
-        env: &env,
-        id: id.into(),
-    };
+    let _c = DeleteOnDrop(&env, id);
     let tap = network::tap_name(id);
     must(&[
         "ip", "-n", &rt.name, "tuntap", "add", "dev", &tap, "mode", "tap",
@@ -859,10 +821,7 @@ fn vhost_net_by_default_where_the_host_has_it() {
         let env = Env::new(&format!("{LINUX_CONFIG}{extra}"));
         let id = format!("vhost{round}");
         let b = serve_bundle(&pod.pod.path()).write();
-        let _c = Ctr {
-            env: &env,
-            id: id.clone(),
-        };
+        let _c = DeleteOnDrop(&env, &id);
         let pid = start_serving(&env, &b, &id);
         let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
