@@ -72,6 +72,14 @@ fn need_image(test: &str, rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// QEMU and the image at `rel`, or SKIP.
+fn need_qemu_image(test: &str, rel: &str) -> Option<PathBuf> {
+    if !need_qemu(test) {
+        return None;
+    }
+    need_image(test, rel)
+}
+
 fn need_net(test: &str) -> bool {
     need_root(test) && need_bin(test, "ip") && need_bin(test, "tc")
 }
@@ -239,10 +247,7 @@ fn helloworld_args(out: &str) -> Option<String> {
 #[test]
 fn unikraft_helloworld_prints_its_args_and_env_on_qemu() {
     let t = "unikraft_helloworld_prints_its_args_and_env_on_qemu";
-    if !need_qemu(t) {
-        return;
-    }
-    let Some(k) = need_image(t, "unikraft/helloworld-qemu/kernel") else {
+    let Some(k) = need_qemu_image(t, "unikraft/helloworld-qemu/kernel") else {
         return;
     };
     let _g = serial();
@@ -276,10 +281,7 @@ fn unikraft_helloworld_without_args_still_gets_its_env_on_qemu() {
     // With no application argument the line must still carry `--`, or
     // Unikraft applies no parameter (env.vars lands in argv).
     let t = "unikraft_helloworld_without_args_still_gets_its_env_on_qemu";
-    if !need_qemu(t) {
-        return;
-    }
-    let Some(k) = need_image(t, "unikraft/helloworld-qemu/kernel") else {
+    let Some(k) = need_qemu_image(t, "unikraft/helloworld-qemu/kernel") else {
         return;
     };
     let _g = serial();
@@ -303,10 +305,10 @@ fn unikraft_helloworld_without_args_still_gets_its_env_on_qemu() {
 /// httpreply in a pod: the static IP from `netdev.ip`, the environment,
 /// and the HTTP reply to a peer through urunc's tap + tc redirect.
 fn httpreply_in_a_pod(t: &str, id: &str, args: &[&str]) {
-    if !need_qemu(t) || !need_net(t) {
+    if !need_net(t) {
         return;
     }
-    let Some(k) = need_image(t, "unikraft/httpreply-qemu/kernel") else {
+    let Some(k) = need_qemu_image(t, "unikraft/httpreply-qemu/kernel") else {
         return;
     };
     let _g = serial();
