@@ -121,7 +121,7 @@ fn ts_config(env: &Env, base: &str) -> PathBuf {
 /// `netns`, with `DNS` in its /etc/resolv.conf.
 fn serve_bundle(netns: &str) -> Bundle {
     let mut b = linux_bundle(&["/init", "serve"]);
-    set_netns(&mut b, netns);
+    b.netns(netns);
     std::fs::create_dir_all(b.rootfs().join("etc")).unwrap();
     std::fs::write(
         b.rootfs().join("etc/resolv.conf"),
@@ -130,15 +130,6 @@ fn serve_bundle(netns: &str) -> Bundle {
     .unwrap();
     b.write();
     b
-}
-
-fn set_netns(b: &mut Bundle, path: &str) {
-    let nss = b.spec["linux"]["namespaces"].as_array_mut().unwrap();
-    for n in nss.iter_mut() {
-        if n["type"] == "network" {
-            n["path"] = path.into();
-        }
-    }
 }
 
 /// TS11→TS12 (the network step) of every start recorded in `ts`, in µs.
@@ -323,7 +314,7 @@ fn two_pods_at_once() {
     let env = Env::new(&format!("dns_fallback = \"{fallback}\"\n{LINUX_CONFIG}"));
     let ba = serve_bundle(&a.pod.path());
     let mut bb = linux_bundle(&["/init", "serve"]);
-    set_netns(&mut bb, &b.pod.path());
+    bb.netns(&b.pod.path());
     bb.spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
     let _ca = DeleteOnDrop(&env, "net-a");
     let _cb = DeleteOnDrop(&env, "net-b");
@@ -380,7 +371,7 @@ fn no_interface_means_no_nic_and_no_ip_words() {
     let ns = Netns::new("empty");
     let env = Env::new(LINUX_CONFIG);
     let mut b = linux_bundle(&["/init", "print"]);
-    set_netns(&mut b, &ns.path());
+    b.netns(&ns.path());
     let bundle = b.write();
     let id = "net-none";
     let _c = DeleteOnDrop(&env, id);
@@ -651,7 +642,7 @@ fn network_step_time_over_starts() {
     b.add_file(&fx.join("testkernel.elf"), "/unikernel/kernel")
         .unikernel("unikraft", "qemu", "/unikernel/kernel")
         .args(&["app", "x"]);
-    set_netns(&mut b, &pod.pod.path());
+    b.netns(&pod.pod.path());
     std::fs::create_dir_all(b.rootfs().join("etc")).unwrap();
     std::fs::write(
         b.rootfs().join("etc/resolv.conf"),

@@ -101,11 +101,7 @@ impl Pod {
 
     /// Joins the spec's network namespace to the pod.
     fn join(&self, b: &mut Bundle) {
-        for n in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = self.pod.path().into();
-            }
-        }
+        b.netns(&self.pod.path());
     }
 
     /// `GET /` from the peer to the pod address, retried until an answer

@@ -160,11 +160,7 @@ impl Drop for Ctr<'_> {
 /// The Linux fixture serving `args` (`serve PORT URL...`) in the pod.
 fn guest(pod: &Pod, args: &[&str], annotations: &[(&str, &str)], env: &[&str]) -> Bundle {
     let mut b = linux_bundle(args);
-    for n in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-        if n["type"] == "network" {
-            n["path"] = pod.path().into();
-        }
-    }
+    b.netns(&pod.path());
     for (k, v) in annotations {
         b.annotate(k, v);
     }

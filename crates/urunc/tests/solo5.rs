@@ -278,11 +278,7 @@ fn net_device_gets_the_containers_tap() {
         let (pod, _peer) = pod_with_peer();
         let env = Env::new("");
         let mut b = solo5_bundle(&k, "mirage", target, &[]);
-        for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(pod.path());
-            }
-        }
+        b.netns(&pod.path());
         let id = format!("net-{target}");
         subreaper();
         let pid = env.create(&b.write(), &id, &[]);
@@ -364,11 +360,7 @@ fn guest_answers_ping_through_the_containers_tap() {
         let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
         let env = Env::new("");
         let mut b = solo5_bundle(&k, "mirage", target, &["-l", "debug"]);
-        for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(pod.path());
-            }
-        }
+        b.netns(&pod.path());
         let id = format!("ping-{target}");
         subreaper();
         let pid = env.create(&b.write(), &id, &[]);
@@ -439,11 +431,7 @@ fn mirage_on_qemu_answers_ping() {
     // Linux does: TCG.
     let env = Env::new("[monitors.qemu]\naccel = \"tcg\"\nmachine = \"pc\"\ncpu = \"max\"\n");
     let mut b = solo5_bundle(&k, "mirage", "qemu", &[]);
-    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-        if ns["type"] == "network" {
-            ns["path"] = serde_json::json!(pod.path());
-        }
-    }
+    b.netns(&pod.path());
     subreaper();
     let pid = env.create(&b.write(), "mq", &[]);
     let o = env.urunc(&["start", "mq"]);
@@ -684,11 +672,7 @@ fn rumprun_net_config_is_one_that_rumprun_applies() {
     let (pod, _peer) = pod_with_peer();
     let env = Env::new("");
     let mut b = solo5_bundle(&k, "rumprun", target, &["/app", "-v"]);
-    for ns in b.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-        if ns["type"] == "network" {
-            ns["path"] = serde_json::json!(pod.path());
-        }
-    }
+    b.netns(&pod.path());
     let (code, out) = run_to_exit(&env, &b.write(), "rump-net");
     println!("{}", marker_lines(&out, "URUNC-RUMP").join("\n"));
     assert_eq!(code, 0, "{out}");

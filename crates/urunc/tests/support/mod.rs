@@ -293,6 +293,16 @@ impl Bundle {
             .annotate("com.urunc.unikernel.binary", binary)
     }
 
+    /// Joins the spec's network namespace to the one at `path` (a pod's).
+    pub fn netns(&mut self, path: &str) -> &mut Self {
+        for n in self.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = path.into();
+            }
+        }
+        self
+    }
+
     pub fn annotate(&mut self, k: &str, v: &str) -> &mut Self {
         self.spec["annotations"][k] = json!(v);
         self
