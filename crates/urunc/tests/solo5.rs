@@ -308,11 +308,11 @@ fn net_device_gets_the_containers_tap() {
     }
 }
 
-/// Builds tests/fixtures/solo5-ping (once per test) into `dir`; None (after
-/// printing SKIP) without a Solo5 toolchain.
-fn ping_unikernel(test: &str, dir: &Path, target: &str) -> Option<PathBuf> {
+/// Runs tests/fixtures/FIXTURE/build.sh into `dir`; None (after printing
+/// SKIP) when it exits 3 (no Solo5 toolchain).
+fn build_fixture(test: &str, fixture: &str, dir: &Path) -> Option<()> {
     let o = std::process::Command::new("bash")
-        .arg(repo_root().join("tests/fixtures/solo5-ping/build.sh"))
+        .arg(repo_root().join(format!("tests/fixtures/{fixture}/build.sh")))
         .arg(dir)
         .output()
         .unwrap();
@@ -323,7 +323,14 @@ fn ping_unikernel(test: &str, dir: &Path, target: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    assert!(o.status.success(), "solo5-ping/build.sh: {}", text(&o));
+    assert!(o.status.success(), "{fixture}/build.sh: {}", text(&o));
+    Some(())
+}
+
+/// Builds tests/fixtures/solo5-ping (once per test) into `dir`; None (after
+/// printing SKIP) without a Solo5 toolchain.
+fn ping_unikernel(test: &str, dir: &Path, target: &str) -> Option<PathBuf> {
+    build_fixture(test, "solo5-ping", dir)?;
     Some(dir.join(format!("ping.{target}")))
 }
 
@@ -555,19 +562,7 @@ fn walk(d: &Path) -> Vec<PathBuf> {
 /// Solo5 unikernel) into `dir`; None (after printing SKIP) without a Solo5
 /// toolchain.
 fn rumpparse_unikernel(test: &str, dir: &Path, name: &str) -> Option<PathBuf> {
-    let o = std::process::Command::new("bash")
-        .arg(repo_root().join("tests/fixtures/rumpparse/build.sh"))
-        .arg(dir)
-        .output()
-        .unwrap();
-    if o.status.code() == Some(3) {
-        println!(
-            "SKIP: {test}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-        return None;
-    }
-    assert!(o.status.success(), "rumpparse/build.sh: {}", text(&o));
+    build_fixture(test, "rumpparse", dir)?;
     Some(dir.join(name))
 }
 
