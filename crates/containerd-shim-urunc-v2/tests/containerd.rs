@@ -11,7 +11,7 @@ mod support;
 
 use std::process::Stdio;
 
-use support::{containerd_for, need, text, Containerd, IMAGE, RUNTIME};
+use support::{containerd_for, killed_output, need, text, Containerd, IMAGE, RUNTIME};
 
 #[test]
 fn echo_hello_prints_and_exits_zero() {
@@ -143,13 +143,7 @@ fn long_running_task_ls_ps_pause_resume_kill() {
     }
 
     c.kill(id, "KILL");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "ctr run stderr: {}",
-        text(&out.stderr)
-    );
+    killed_output(child);
 
     assert!(
         c.shim_gone(id),
@@ -313,13 +307,7 @@ fn exec_runs_in_a_running_container() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(killed, "could not kill exec e2");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    killed_output(child);
 
     // An unknown exec id is a clear error.
     let k = c.ctr(&["task", "kill", "--exec-id", "nope", id]);
@@ -712,13 +700,7 @@ fn long_running_unikernel_lifecycle() {
     assert_eq!(c.task_status(id).as_deref(), Some("RUNNING"));
 
     c.kill(id, "KILL");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "ctr run stderr: {}",
-        text(&out.stderr)
-    );
+    killed_output(child);
     assert!(c.shim_gone(id), "shim still running");
     assert!(!c.runtime_state(id).exists(), "runtime state left behind");
     assert!(

@@ -620,6 +620,19 @@ impl Drop for Containerd {
     }
 }
 
+/// Waits for a background `ctr` (run or exec) killed with SIGKILL: its
+/// exit status must be 128 + 9; its output.
+pub fn killed_output(child: Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "ctr stderr: {}",
+        text(&out.stderr)
+    );
+    out
+}
+
 /// Run `cmd` to completion, or kill it after `limit`: `None` then. A
 /// bound on a hang, not a timing measurement.
 pub fn output_within(mut cmd: Command, limit: Duration) -> Option<Output> {
