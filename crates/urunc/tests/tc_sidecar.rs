@@ -66,7 +66,7 @@ fn delegated_container_beside_a_tc_unikernel_is_refused() {
         }
     }
     env.create(&uk.write(), "uk-tc", &[]);
-    assert_eq!(env.state("uk-tc")["annotations"].is_object(), true);
+    assert_eq!(env.status("uk-tc"), "created");
 
     // The sidecar in the tc unikernel's namespace: refused, not run.
     let side = busybox_in(&pod.path(), &[]);
@@ -117,5 +117,38 @@ fn delegated_container_beside_a_tc_unikernel_is_refused() {
         o.status.success() && text(&o).contains("sidecar ran"),
         "{}",
         text(&o)
+    );
+}
+
+/// A shared-mode unikernel with no ports: `create` says nothing reaches it.
+#[test]
+fn shared_mode_without_ports_warns() {
+    let t = "shared_mode_without_ports_warns";
+    if !need_qemu(t) || !need_bin(t, "ip") {
+        return;
+    }
+    subreaper();
+    let pod = Netns::new(format!("urtcs{}w", std::process::id()));
+    let env = Env::new(TINY_CONFIG);
+    let mut uk = tiny_bundle(&[]);
+    for n in uk.spec["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = pod.path().into();
+        }
+    }
+    uk.annotate("com.urunc.network.mode", "shared");
+    env.create(&uk.write(), "uk-np", &[]);
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
+    let warn = log
+        .lines()
+        .find(|l| l.contains("no ports"))
+        .unwrap_or_default()
+        .to_string();
+    println!("log: {warn}");
+    env.ok(&["delete", "--force", "uk-np"]);
+    assert!(warn.contains("\"level\":\"warning\""), "{log}");
+    assert!(
+        warn.contains("nothing is forwarded to uk-np") && warn.contains("com.urunc.network.ports"),
+        "{log}"
     );
 }
