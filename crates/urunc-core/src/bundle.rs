@@ -2,7 +2,9 @@
 //! rejects a container that runc would run.
 //!
 //! Step one ([`Bundle::read`]) reads only what deciding "unikernel or not"
-//! needs: `annotations` and `root.path` (where `/urunc.json` is). Every other
+//! needs: `annotations`, `root.path` (where `/urunc.json` is) and the
+//! network namespace's path in `linux.namespaces` (a delegated container
+//! must not join a pod whose unikernel owns eth0, SPEC §7). Every other
 //! field — capabilities, mounts, fields newer than oci-spec — is left alone
 //! and reaches the delegate untouched (urunc hands runc the bundle, never a
 //! rewritten config.json). Step two ([`Bundle::spec`]) is the full,
@@ -22,6 +24,27 @@ struct ClassifyView {
     annotations: Option<HashMap<String, String>>,
     #[serde(default)]
     root: Option<RootView>,
+    #[serde(default)]
+    linux: Option<LinuxView>,
+}
+
+/// Only `linux.namespaces`, kept as raw JSON: a shape this view does not
+/// expect is no reason to refuse what the delegate may accept.
+#[derive(Debug, Default, Deserialize)]
+struct LinuxView {
+    #[serde(default)]
+    namespaces: Option<serde_json::Value>,
+}
+
+/// The `path` of the `network` entry in `linux.namespaces`, if any.
+fn netns_path(ns: Option<&serde_json::Value>) -> Option<PathBuf> {
+    ns?.as_array()?
+        .iter()
+        .find(|n| n.get("type").and_then(|t| t.as_str()) == Some("network"))?
+        .get("path")?
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +66,8 @@ pub struct Bundle {
     pub rootfs: Option<PathBuf>,
     /// Why `rootfs` is `None`, for the unikernel's error message.
     pub rootfs_problem: Option<String>,
+    /// The network namespace the container joins by path (a pod's).
+    pub netns: Option<PathBuf>,
 }
 
 /// `T` from config.json text, with the failing field's JSON path.
@@ -87,9 +112,11 @@ impl Bundle {
                 }
             }
         };
+        let netns = netns_path(view.linux.as_ref().and_then(|l| l.namespaces.as_ref()));
         Ok(Bundle {
             dir,
             text,
+            netns,
             annotations: view.annotations.unwrap_or_default(),
             rootfs,
             rootfs_problem,
@@ -138,6 +165,27 @@ mod tests {
         let e = b.spec().unwrap_err().to_string();
         assert!(e.contains("field process.capabilities.bounding[0]"), "{e}");
         assert!(e.contains("CAP_FOO") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn netns_path_is_read_leniently() {
+        let d = bundle(
+            r#"{"root":{"path":"rootfs"},"linux":{"resources":{"x":1},"namespaces":[
+                {"type":"pid"},{"type":"network","path":"/var/run/netns/p1"}]}}"#,
+        );
+        let b = Bundle::read(d.path()).unwrap();
+        assert_eq!(b.netns.as_deref(), Some(Path::new("/var/run/netns/p1")));
+        for odd in [
+            r#"{"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"linux":{"namespaces":{"network":"/x"}}}"#,
+            r#"{"linux":{"namespaces":[7,{"type":"network","path":9}]}}"#,
+            r#"{"linux":null}"#,
+        ] {
+            assert!(
+                Bundle::read(bundle(odd).path()).unwrap().netns.is_none(),
+                "{odd}"
+            );
+        }
     }
 
     #[test]

@@ -344,7 +344,33 @@ pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
     };
     std::fs::write(&file, value)
         .ctx(|| format!("cgroup: writing {value} to {}", file.display()))?;
-    if !v1 {
+    if v1 {
+        // v1 freezes asynchronously too: freezer.state reads FREEZING until
+        // every task is frozen (cgroup-v1/freezer-subsystem.rst), and a
+        // loaded host takes a while. Like runc, write again and wait until
+        // it reads what was asked, so that `state` right after `pause` says
+        // paused (a shim resumes as soon as pause returned).
+        let deadline = std::time::Instant::now() + FREEZE_TIMEOUT;
+        loop {
+            let now = std::fs::read_to_string(&file).unwrap_or_default();
+            if now.trim() == value {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                if frozen {
+                    let _ = std::fs::write(&file, "THAWED");
+                }
+                return Err(crate::Error::msg(format!(
+                    "cgroup: {} still reads {:?}, not {value}, after {} s",
+                    file.display(),
+                    now.trim(),
+                    FREEZE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let _ = std::fs::write(&file, value);
+        }
+    } else {
         // v2 freezes asynchronously: cgroup.freeze is the wish, the
         // `frozen` key of cgroup.events the outcome (cgroup-v2.rst, "Core
         // Interface Files"). pause/resume return once it is reached.

@@ -39,6 +39,7 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
     // else in config.json is the delegate's to judge (crate::bundle).
     let b = Bundle::read(&opts.bundle)?;
     let Some((md, _src)) = Metadata::discover(Some(&b.annotations), b.rootfs.as_deref())? else {
+        refuse_beside_tc(rt, &opts.id, &b)?;
         return Ok(Outcome::NotUnikernel);
     };
     // A config file that could not be read or parsed stops unikernels only.
@@ -263,7 +264,6 @@ fn network_choice(
     netns: Option<&Path>,
 ) -> Result<crate::network::mode::Choice> {
     use crate::network::mode;
-    use std::os::unix::fs::MetadataExt;
     let env = spec
         .process()
         .as_ref()
@@ -279,22 +279,84 @@ fn network_choice(
     let Some(ns) = netns else {
         return Ok(me);
     };
+    let others = neighbours(rt, &opts.id, ns);
+    let me = mode::settle(me, &others).map_err(|e| Error::msg(format!("network: {e}")))?;
+    if me.mode == mode::Mode::Shared && me.ports.is_empty() {
+        crate::log::warn(&format!(
+            "network: shared mode with no ports: nothing is forwarded to {}; set {}",
+            opts.id,
+            mode::KEY_PORTS
+        ));
+    }
+    Ok(me)
+}
+
+/// The other live urunc containers (unikernels: only they have state
+/// under `--root`) that joined network namespace `ns`: the same path, or
+/// the same file (dev/ino) under another name. Reads state files only.
+fn neighbours(rt: &Runtime, id: &str, ns: &Path) -> Vec<crate::network::mode::Neighbour> {
+    use std::os::unix::fs::MetadataExt;
     let id_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     let mine = id_of(ns);
-    let others: Vec<mode::Neighbour> = crate::state::list(&rt.root)
+    crate::state::list(&rt.root)
         .into_iter()
-        .filter(|s| s.id != opts.id && s.status() != crate::state::Status::Stopped)
+        .filter(|s| s.id != id && s.status() != crate::state::Status::Stopped)
         .filter(|s| {
             s.netns
                 .as_deref()
                 .is_some_and(|p| p == ns || (mine.is_some() && id_of(p) == mine))
         })
-        .map(|s| mode::Neighbour {
+        .map(|s| crate::network::mode::Neighbour {
             id: s.id,
             choice: s.network,
         })
-        .collect();
-    mode::settle(me, &others).map_err(|e| Error::msg(format!("network: {e}")))
+        .collect()
+}
+
+/// A container that is not a unikernel (delegated to runc) joining a pod
+/// whose unikernel runs in tc mode would silently lose eth0's traffic to
+/// the guest: refuse it, naming the unikernel and the fix (SPEC §7). Pod
+/// sandboxes (pause) are exempt: they create the namespace. Only a spec
+/// with a network namespace path is looked at, and only state files are
+/// read; the check's own failures never stop the delegation.
+fn refuse_beside_tc(rt: &Runtime, id: &str, b: &Bundle) -> Result<()> {
+    use crate::metadata::{CRIO_CONTAINER_TYPE, CRI_CONTAINER_TYPE};
+    use crate::network::mode::{Mode, KEY_MODE};
+    let Some(ns) = b.netns.as_deref() else {
+        return Ok(());
+    };
+    let sandbox = [CRI_CONTAINER_TYPE, CRIO_CONTAINER_TYPE]
+        .iter()
+        .any(|k| b.annotations.get(*k).is_some_and(|v| v == "sandbox"));
+    if sandbox {
+        return Ok(());
+    }
+    // state::list skips entries it cannot read; say when the whole root
+    // cannot be read (no root at all: no unikernel, nothing to say).
+    match std::fs::read_dir(&rt.root) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            crate::log::warn(&format!(
+                "container {id}: cannot read {} to check the unikernels of network namespace {}: {e}; delegating",
+                rt.root.display(),
+                ns.display()
+            ));
+            return Ok(());
+        }
+    }
+    let others = neighbours(rt, id, ns);
+    match others.iter().find(|o| o.choice.mode == Mode::Tc) {
+        None => Ok(()),
+        Some(o) => Err(Error::msg(format!(
+            "container {id}: network namespace {} belongs to unikernel container {}, \
+             which runs in tc mode (the guest owns the pod IP and all of eth0's \
+             traffic): this container would get no network; give the pod's \
+             unikernels the annotation {KEY_MODE}=shared",
+            ns.display(),
+            o.id
+        ))),
+    }
 }
 
 /// The image's ports: `com.urunc.network.ports` in the rootfs's
