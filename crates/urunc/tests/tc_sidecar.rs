@@ -6,7 +6,7 @@
 
 mod support;
 use serde_json::json;
-use std::process::Command;
+use support::netns::Netns;
 use support::*;
 
 fn busybox_in(netns: &str, annotations: &[(&str, &str)]) -> Bundle {
@@ -26,27 +26,6 @@ fn busybox_in(netns: &str, annotations: &[(&str, &str)]) -> Bundle {
     b
 }
 
-struct Netns(String);
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let o = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "ip netns add {name}: {}", text(&o));
-        Netns(name)
-    }
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.0)
-    }
-}
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
 #[test]
 fn delegated_container_beside_a_tc_unikernel_is_refused() {
     let t = "delegated_container_beside_a_tc_unikernel_is_refused";
@@ -54,17 +33,12 @@ fn delegated_container_beside_a_tc_unikernel_is_refused() {
         return;
     }
     subreaper();
-    let pid = std::process::id();
-    let pod = Netns::new(format!("urtcs{pid}a"));
-    let other = Netns::new(format!("urtcs{pid}b"));
+    let pod = Netns::new("a");
+    let other = Netns::new("b");
     let env = Env::new(TINY_CONFIG);
 
     let mut uk = tiny_bundle(&[]);
-    for n in uk.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-        if n["type"] == "network" {
-            n["path"] = pod.path().into();
-        }
-    }
+    uk.netns(&pod.path());
     env.create(&uk.write(), "uk-tc", &[]);
     assert_eq!(env.status("uk-tc"), "created");
 
@@ -128,14 +102,10 @@ fn shared_mode_without_ports_warns() {
         return;
     }
     subreaper();
-    let pod = Netns::new(format!("urtcs{}w", std::process::id()));
+    let pod = Netns::new("w");
     let env = Env::new(TINY_CONFIG);
     let mut uk = tiny_bundle(&[]);
-    for n in uk.spec["linux"]["namespaces"].as_array_mut().unwrap() {
-        if n["type"] == "network" {
-            n["path"] = pod.path().into();
-        }
-    }
+    uk.netns(&pod.path());
     uk.annotate("com.urunc.network.mode", "shared");
     env.create(&uk.write(), "uk-np", &[]);
     let log = std::fs::read_to_string(&env.log).unwrap_or_default();
