@@ -22,6 +22,6 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 echo "== fixtures"
 bash tests/fixtures/build.sh
 echo "== cargo test"
-cargo test --workspace -- --nocapture 2>&1 | tee /tmp/urunc-test.log
+cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee /tmp/urunc-test.log
 echo "== skipped:"
 grep -h '^SKIP' /tmp/urunc-test.log | sort -u || echo "  (none)"

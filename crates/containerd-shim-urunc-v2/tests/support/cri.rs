@@ -53,6 +53,8 @@ impl Cri {
     /// image.
     pub fn start(engine: &Engine, name: &str) -> Cri {
         let pid = std::process::id();
+        // The same case runs on each engine at once: keep them apart.
+        let name = &format!("{name}{}", engine.major);
         let dir = PathBuf::from(format!("/tmp/ucri-{pid}-{name}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bin")).unwrap();

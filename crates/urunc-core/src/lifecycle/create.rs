@@ -195,6 +195,14 @@ fn create_in(
     };
     st.pid = child_pid;
     st.pid_start = proc_stat(child_pid).map(|s| s.0).unwrap_or(0);
+    // Record the waiting process at once: without a container step it no
+    // longer waits on this process, so if `create` dies from here on only
+    // the state lets `delete` find and kill it.
+    if let Err(e) = dir.save(st) {
+        let e = kill_child(e.into());
+        wait_gone(child_pid, st.pid_start);
+        return Err(e);
+    }
     testpoint::pause_at("create:forked");
     let placed = (|| -> Result<()> {
         if let Some(rel) = cgroup_rel(rt, spec) {
