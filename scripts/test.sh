@@ -24,4 +24,4 @@ bash tests/fixtures/build.sh
 echo "== cargo test"
 cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee /tmp/urunc-test.log
 echo "== skipped:"
-grep -h '^SKIP' /tmp/urunc-test.log | sort -u || echo "  (none)"
+grep -a -h '^SKIP' /tmp/urunc-test.log | sort -u || echo "  (none)"
