@@ -27,37 +27,8 @@ use k8s_cri::v1::{
 };
 use steps::*;
 
-/// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`.
-macro_rules! engine_tests {
-    ($($name:ident),* $(,)?) => {
-        /// Debian's containerd (1.6).
-        mod debian {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("debian::", stringify!($name));
-                    if let Some(e) = crate::steps::setup(t, crate::harness::Engine::debian().map(Some)) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-        /// The containerd named by `$URUNC_TEST_CONTAINERD` (e.g. 2.x).
-        mod env_containerd {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("env_containerd::", stringify!($name));
-                    if let Some(e) = crate::steps::setup(t, crate::harness::Engine::from_env()) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-engine_tests!(
+crate::engine_tests!(
+    crate::steps::setup;
     urunc_json_image_serves_on_the_pod_ip,
     pod_annotations_only,
     container_annotations_only,

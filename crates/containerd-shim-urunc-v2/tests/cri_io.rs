@@ -36,37 +36,8 @@ use harness::{wait_for, Cri, Engine};
 use k8s_cri::v1::{ContainerState, ExecSyncRequest, NamespaceMode};
 use steps::*;
 
-/// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`.
-macro_rules! engine_tests {
-    ($($name:ident),* $(,)?) => {
-        /// Debian's containerd (1.6).
-        mod debian {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("debian::", stringify!($name));
-                    if let Some(e) = crate::need(t, crate::harness::Engine::debian().map(Some)) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-        /// The containerd named by `$URUNC_TEST_CONTAINERD` (e.g. 2.x).
-        mod env_containerd {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("env_containerd::", stringify!($name));
-                    if let Some(e) = crate::need(t, crate::harness::Engine::from_env()) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-engine_tests!(
+crate::engine_tests!(
+    crate::need;
     pod_pid_burst_at_stop_is_all_logged,
     host_pid_burst_at_stop_is_all_logged,
     exec_of_missing_binary_fails_promptly,
@@ -78,17 +49,7 @@ const LINES: usize = 20000;
 /// What these cases need: CRI, the workspace's urunc (no QEMU: only
 /// busybox containers, delegated to runc).
 fn need(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
-    let engine = match engine {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            println!("SKIP: {test}: {} not set", harness::ENGINE_ENV);
-            return None;
-        }
-        Err(e) => {
-            println!("SKIP: {test}: {e}");
-            return None;
-        }
-    };
+    let engine = crate::cri_env::engine_or_skip(test, engine)?;
     harness::need_cri(test)?;
     if !support::runtime_under_test().ends_with("urunc") {
         println!("SKIP: {test}: the workspace's urunc is not built (cargo build -p urunc)");

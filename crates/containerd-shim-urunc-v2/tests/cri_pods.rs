@@ -28,37 +28,8 @@ use harness::{alive, network_leftovers, wait_for, Cri, Engine};
 use k8s_cri::v1::KeyValue;
 use pods::*;
 use steps::*;
-/// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`.
-macro_rules! engine_tests {
-    ($($name:ident),* $(,)?) => {
-        /// Debian's containerd (1.6).
-        mod debian {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("debian::", stringify!($name));
-                    if let Some(e) = crate::pods::need(t, crate::harness::Engine::debian().map(Some)) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-        /// The containerd named by `$URUNC_TEST_CONTAINERD` (e.g. 2.x).
-        mod env_containerd {
-            $(
-                #[test]
-                fn $name() {
-                    let t = concat!("env_containerd::", stringify!($name));
-                    if let Some(e) = crate::pods::need(t, crate::harness::Engine::from_env()) {
-                        super::$name(&e);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-engine_tests!(
+crate::engine_tests!(
+    crate::pods::need;
     unikernel_and_sidecar_share_the_pod_ip,
     two_unikernels_conflict_and_restart,
     knative_queue_proxy_reaches_user_container,

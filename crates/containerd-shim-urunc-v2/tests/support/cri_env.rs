@@ -40,6 +40,56 @@ pub struct Engine {
 
 pub use crate::support::ENGINE_ENV;
 
+/// Each case once on Debian's containerd and once on `$URUNC_TEST_CONTAINERD`;
+/// `$setup` checks what the file's cases need (SKIP or `Some(engine)`).
+#[macro_export]
+macro_rules! engine_tests {
+    ($setup:path; $($name:ident),* $(,)?) => {
+        /// Debian's containerd (1.6).
+        mod debian {
+            $(
+                #[test]
+                fn $name() {
+                    let t = concat!("debian::", stringify!($name));
+                    if let Some(e) = $setup(t, $crate::harness::Engine::debian().map(Some)) {
+                        super::$name(&e);
+                    }
+                }
+            )*
+        }
+        /// The containerd named by `$URUNC_TEST_CONTAINERD` (e.g. 2.x).
+        mod env_containerd {
+            $(
+                #[test]
+                fn $name() {
+                    let t = concat!("env_containerd::", stringify!($name));
+                    if let Some(e) = $setup(t, $crate::harness::Engine::from_env()) {
+                        super::$name(&e);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The engine a case runs on, or SKIP: Debian's containerd missing, or
+/// `$URUNC_TEST_CONTAINERD` unset. A `$URUNC_TEST_CONTAINERD` that is set
+/// but unusable is a failure, not a SKIP: the run asked for that engine.
+pub fn engine_or_skip(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
+    match engine {
+        Ok(Some(e)) => Some(e),
+        Ok(None) => {
+            println!("SKIP: {test}: {ENGINE_ENV} not set");
+            None
+        }
+        Err(e) if test.starts_with("env_containerd::") => panic!("{test}: {e}"),
+        Err(e) => {
+            println!("SKIP: {test}: {e}");
+            None
+        }
+    }
+}
+
 impl Engine {
     /// Debian's containerd (1.6) from PATH.
     pub fn debian() -> Result<Engine, String> {

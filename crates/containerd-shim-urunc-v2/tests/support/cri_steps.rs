@@ -24,17 +24,7 @@ pub const BOOT: Duration = Duration::from_secs(120);
 
 /// Checks what every case needs; prints SKIP and returns `None` otherwise.
 pub fn setup(test: &str, engine: Result<Option<Engine>, String>) -> Option<Engine> {
-    let engine = match engine {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            println!("SKIP: {test}: {} not set", harness::ENGINE_ENV);
-            return None;
-        }
-        Err(e) => {
-            println!("SKIP: {test}: {e}");
-            return None;
-        }
-    };
+    let engine = crate::cri_env::engine_or_skip(test, engine)?;
     harness::need_cri(test)?;
     let rt = support::runtime_under_test();
     if !rt.ends_with("urunc") {
