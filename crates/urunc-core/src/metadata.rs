@@ -79,6 +79,32 @@ pub enum Source {
     File,
 }
 
+/// The text of `/urunc.json` at the root of `rootfs`, `None` when absent.
+/// It is opened with `O_NOFOLLOW`: an image whose `urunc.json` is a symlink
+/// (say to `/etc/shadow`) would otherwise make urunc read a host file.
+pub fn read_file(rootfs: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = rootfs.join(FILE_NAME);
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(std::io::Error::other(
+                "is a symbolic link (refused: it could point outside the rootfs)",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(Some(text))
+}
+
 /// Applies the documented rule: base64 when canonical and printable text.
 pub fn decode_value(raw: &str) -> String {
     if raw.is_empty() || !raw.len().is_multiple_of(4) {
@@ -185,9 +211,9 @@ impl Metadata {
     /// Reads `/urunc.json` in `rootfs`. `Ok(None)` when there is none.
     pub fn from_rootfs(rootfs: &Path) -> Result<Option<Metadata>, MetadataError> {
         let path = rootfs.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let text = match read_file(rootfs) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 return Err(MetadataError::File {
                     path,
@@ -286,6 +312,28 @@ mod tests {
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn urunc_json_symlink_is_refused_naming_the_file() {
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret.json");
+        std::fs::write(&secret, r#"{"com.urunc.unikernel.binary":"/host-only"}"#).unwrap();
+        let rootfs = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&secret, rootfs.path().join(FILE_NAME)).unwrap();
+        let e = Metadata::from_rootfs(rootfs.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("urunc.json") && e.contains("symbolic link"),
+            "{e}"
+        );
+        assert!(!e.contains("host-only"), "{e}");
+        // A regular file is still read.
+        std::fs::remove_file(rootfs.path().join(FILE_NAME)).unwrap();
+        std::fs::copy(&secret, rootfs.path().join(FILE_NAME)).unwrap();
+        let m = Metadata::from_rootfs(rootfs.path()).unwrap().unwrap();
+        assert_eq!(m.binary.as_deref(), Some("/host-only"));
     }
 
     #[test]

@@ -373,7 +373,7 @@ fn refuse_beside_tc(rt: &Runtime, id: &str, b: &Bundle) -> Result<()> {
 /// encoded like the metadata values (plain or base64).
 fn image_ports(rootfs: &Path) -> Result<Option<String>> {
     let path = rootfs.join(crate::metadata::FILE_NAME);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(Some(text)) = crate::metadata::read_file(rootfs) else {
         return Ok(None);
     };
     let map: std::collections::HashMap<String, serde_json::Value> =
