@@ -390,6 +390,27 @@ fn guest_answers_ping_through_the_containers_tap() {
             env.out(&id),
             env.err(&id)
         );
+        // The tender starts with default signal dispositions and nothing
+        // blocked: urunc (a Rust program, SIGPIPE ignored by std) resets
+        // them before execve, which would otherwise keep SIG_IGN.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let mask = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap()
+        };
+        assert_eq!(
+            mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "the tender inherited an ignored SIGPIPE\n{status}"
+        );
+        assert_eq!(
+            mask("SigBlk:"),
+            0,
+            "signals blocked in the tender\n{status}"
+        );
         // The guest owns the container's address and MAC.
         let out = env.out(&id);
         assert_eq!(

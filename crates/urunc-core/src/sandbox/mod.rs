@@ -492,8 +492,24 @@ fn exec(argv: &[String]) -> Result<Never> {
     let Some(prog) = c.first() else {
         return Err(Error::msg("empty monitor command line"));
     };
+    reset_signals();
     let e = nix::unistd::execve(prog, &c, &env).unwrap_err();
     Err(Error::sys(format!("executing monitor {}", argv[0]), e))
+}
+
+/// The monitor starts with the signal state a process started by a shell
+/// gets. `execve` keeps ignored dispositions and the blocked mask
+/// (signal(7), "Signal mask and pending signals" / "Execution of signal
+/// handlers"): Rust's runtime sets SIGPIPE to SIG_IGN in every Rust
+/// program (std `sys::pal::unix::init`), so without this QEMU or a Solo5
+/// tender would inherit an ignored SIGPIPE from urunc, and a mask left by
+/// the engine that started urunc would keep signals from the monitor.
+fn reset_signals() {
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    // SAFETY: SIG_DFL installs no handler; nothing else runs in this
+    // single-threaded process between here and execve.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 impl Spawned {
