@@ -13,7 +13,7 @@ use crate::metadata::{self, Metadata};
 use crate::monitor::solo5_manifest::DeviceKind;
 use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, MonitorShare, Nic};
 use crate::network::NetFacts;
-use crate::rootfs::resolve_in_root;
+use crate::rootfs::{open_in_root, Refused, RootFile};
 use crate::shares::{self, FsDaemon, Share, ShareFs};
 use crate::storage::{self, BlockRootfs};
 use oci_spec::runtime::Spec;
@@ -28,10 +28,13 @@ pub struct Unikernel {
     pub monitor_config: MonitorConfig,
     /// Host path of the container rootfs.
     pub rootfs: PathBuf,
-    /// Host paths, resolved inside the rootfs.
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
-    pub block: Option<PathBuf>,
+    /// The files the metadata names, each resolved once inside the rootfs
+    /// and held open: the monitor gets these files, never their names
+    /// again (see [`Unikernel::boot_files`]).
+    pub kernel: RootFile,
+    pub initrd: Option<RootFile>,
+    /// The disk image (`block`); a `useDMBlock` disk is `block_rootfs`.
+    pub block: Option<RootFile>,
     pub block_mount_point: Option<String>,
     /// The disk is given read-only: the spec's `root.readonly` is set.
     pub block_readonly: bool,
@@ -49,7 +52,7 @@ pub struct Unikernel {
     /// devices the unikernel declares), see [`Monitor::inspect`].
     pub manifest: Option<Manifest>,
     /// `useDMBlock`: the block device behind the rootfs, handed to the guest
-    /// as its disk (then also in `block`); see [`crate::storage`].
+    /// as its disk (`block` is then `None`); see [`crate::storage`].
     pub block_rootfs: Option<BlockRootfs>,
     /// Shared directories: the rootfs (`mountRootfs`, tag `fs0`) and the
     /// spec's volumes (`fs1`..); see [`crate::shares`].
@@ -65,32 +68,31 @@ impl std::fmt::Debug for Unikernel {
         f.debug_struct("Unikernel")
             .field("guest", &self.guest.name())
             .field("monitor", &self.monitor.name())
-            .field("kernel", &self.kernel)
+            .field("kernel", &self.kernel.path)
             .finish_non_exhaustive()
     }
 }
 
+/// The file `key` names, resolved inside the rootfs and opened (see
+/// [`crate::rootfs`]); errors name the key and the path.
 fn resolve_file(
     rootfs: &Path,
     md: &Metadata,
     key: &str,
     value: &str,
-) -> Result<PathBuf, MetadataError> {
-    let p = resolve_in_root(rootfs, value).map_err(|e| MetadataError::invalid(key, e))?;
-    match std::fs::metadata(&p) {
-        Ok(m) if m.is_file() => Ok(p),
-        Ok(_) => Err(MetadataError::invalid(
+) -> Result<RootFile, MetadataError> {
+    open_in_root(rootfs, value).map_err(|e| {
+        MetadataError::invalid(
             key,
-            format!("{value:?} is not a regular file in the rootfs"),
-        )),
-        Err(_) => Err(MetadataError::invalid(
-            key,
-            format!(
-                "{value:?} does not exist in the rootfs{}",
-                md.base64_hint(key, value)
-            ),
-        )),
-    }
+            match e {
+                Refused::Missing => format!(
+                    "{value:?} does not exist in the rootfs{}",
+                    md.base64_hint(key, value)
+                ),
+                Refused::Problem(p) => format!("{value:?} {p}"),
+            },
+        )
+    })
 }
 
 /// Validates metadata against the bundle and config.
@@ -173,7 +175,7 @@ pub fn prepare(
         .as_deref()
         .map(|v| resolve_file(rootfs, md, KEY_INITRD, v))
         .transpose()?;
-    let mut block = md
+    let block = md
         .block
         .as_deref()
         .map(|v| resolve_file(rootfs, md, KEY_BLOCK, v))
@@ -188,18 +190,27 @@ pub fn prepare(
         }
         let b = storage::find_block_rootfs(rootfs)
             .map_err(|e| MetadataError::invalid(KEY_USE_DM_BLOCK, e))?;
-        block = Some(b.device.clone());
         Some(b)
     } else {
         None
     };
-    let block_readonly = disk::check(spec, guest, mon, block.as_deref(), block_rootfs.as_ref())?;
-    // The monitor says what is wrong with the file; the key and the path
-    // are added here, once for every monitor.
-    let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
-        monitor: hv.into(),
-        problem: format!("key {KEY_BINARY}: kernel {} {problem}", kernel.display()),
-    })?;
+    let disk_path = block
+        .as_ref()
+        .map(|f| f.path.as_path())
+        .or(block_rootfs.as_ref().map(|b| b.device.as_path()));
+    let block_readonly = disk::check(spec, guest, mon, disk_path, block_rootfs.as_ref())?;
+    // The monitor reads the file that was resolved (the one it will get)
+    // and says what is wrong with it; the key and the path are added here,
+    // once for every monitor.
+    let manifest = mon
+        .inspect(&kernel.file)
+        .map_err(|problem| PlanError::Monitor {
+            monitor: hv.into(),
+            problem: format!(
+                "key {KEY_BINARY}: kernel {} {problem}",
+                kernel.path.display()
+            ),
+        })?;
     let monitor_binary =
         monitor::find_binary(mon, &mcfg).map_err(|problem| PlanError::Monitor {
             monitor: hv.into(),
@@ -371,11 +382,43 @@ pub enum View {
     /// The monitor runs in a sandbox root where the container rootfs is
     /// mounted at this path, and its own work directory at `work`.
     /// Volumes are bound at `<shares>/<tag>`; `None`: at their host paths.
+    /// The files resolved at `create` ([`Unikernel::boot_files`]) are
+    /// attached at `<boot>/<name>`; `None`: the monitor inherits their
+    /// descriptors and is given `/proc/self/fd/<n>`.
     Sandbox {
         rootfs: PathBuf,
         work: PathBuf,
         shares: Option<PathBuf>,
+        boot: Option<PathBuf>,
     },
+}
+
+/// A file the monitor gets: one the metadata names, as resolved at
+/// `create` (see [`Unikernel::boot_files`]).
+pub struct BootFile<'a> {
+    /// Its name in the sandbox's boot directory (see [`View::Sandbox`]).
+    pub name: &'static str,
+    pub file: &'a RootFile,
+    /// Given read-only: the kernel and initrd always, the disk with
+    /// `root.readonly`.
+    pub readonly: bool,
+}
+
+/// `/proc/self/fd/<n>`: the file open as `fd`, for a process that
+/// inherits it.
+pub fn fd_path(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Where the monitor finds `f` in `view`.
+fn boot_path(view: &View, f: &BootFile) -> PathBuf {
+    match view {
+        View::Host => f.file.path.clone(),
+        View::Sandbox {
+            boot: Some(dir), ..
+        } => dir.join(f.name),
+        View::Sandbox { boot: None, .. } => fd_path(&f.file.file),
+    }
 }
 
 /// The container's network as `start` found it.
@@ -397,32 +440,62 @@ pub struct LaunchPlan {
 }
 
 impl Unikernel {
+    /// The files the monitor gets, as resolved at `create`: the kernel,
+    /// the initrd and the disk image, whichever there are.
+    pub fn boot_files(&self) -> Vec<BootFile<'_>> {
+        let mut v = vec![BootFile {
+            name: "kernel",
+            file: &self.kernel,
+            readonly: true,
+        }];
+        if let Some(f) = &self.initrd {
+            v.push(BootFile {
+                name: "initrd",
+                file: f,
+                readonly: true,
+            });
+        }
+        if let Some(f) = &self.block {
+            v.push(BootFile {
+                name: "disk",
+                file: f,
+                readonly: self.block_readonly,
+            });
+        }
+        v
+    }
+
     /// `useDMBlock`: hands the block device behind the rootfs to the guest
     /// ([`storage::hand_over`]) and points the rootfs, kernel and initrd at
-    /// the copies kept in `state_dir`. Nothing to do without one.
+    /// copies kept in `state_dir`, made from the files resolved at
+    /// `prepare` (whose descriptors must be closed before the rootfs can
+    /// be unmounted). Nothing to do without one.
     pub fn hand_over_block(&mut self, state_dir: &Path) -> crate::error::Result<()> {
         let Some(b) = &self.block_rootfs else {
             return Ok(());
         };
-        let files = storage::BootFiles {
-            rootfs: self.rootfs.clone(),
-            kernel: self.kernel.clone(),
-            initrd: self.initrd.clone(),
+        let files: Vec<&RootFile> = std::iter::once(&self.kernel)
+            .chain(self.initrd.as_ref())
+            .collect();
+        let kept = storage::keep_aside(&self.rootfs, &files, state_dir)?;
+        // The copies are urunc's own, in the state directory.
+        let reopen = |f: &RootFile| {
+            let rel = f.path.strip_prefix(&self.rootfs).unwrap_or(&f.path);
+            open_in_root(&kept, &rel.to_string_lossy()).map_err(|e| {
+                crate::error::Error::msg(format!(
+                    "useDMBlock: the copy of {} in {}: {e:?}",
+                    f.path.display(),
+                    kept.display()
+                ))
+            })
         };
-        let kept = storage::hand_over(b, &files, state_dir)?;
-        self.rootfs = kept.rootfs;
-        self.kernel = kept.kernel;
-        self.initrd = kept.initrd;
+        let kernel = reopen(&self.kernel)?;
+        let initrd = self.initrd.as_ref().map(reopen).transpose()?;
+        self.kernel = kernel;
+        self.initrd = initrd;
+        storage::hand_over(b, state_dir)?;
+        self.rootfs = kept;
         Ok(())
-    }
-
-    fn in_view(&self, view: &View, host: &Path) -> PathBuf {
-        match view {
-            View::Host => host.to_path_buf(),
-            View::Sandbox { rootfs, .. } => {
-                rootfs.join(host.strip_prefix(&self.rootfs).unwrap_or(host))
-            }
-        }
     }
 }
 
@@ -469,22 +542,34 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         Some(_) if !declares(DeviceKind::Net) => {
             crate::log::warn(&format!(
                 "kernel {} declares no network device: the container's network is not handed to it",
-                u.kernel.display()
+                u.kernel.path.display()
             ));
             None
         }
         n => n,
     };
-    let disk = match &u.block {
-        Some(b) if !declares(DeviceKind::Block) => {
+    // The files as the monitor finds them; the disk is the image resolved
+    // at `create`, or the rootfs's device node (`useDMBlock`).
+    let files = u.boot_files();
+    let path_of = |name| {
+        files
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| boot_path(view, f))
+    };
+    let disk = path_of("disk").or_else(|| u.block_rootfs.as_ref().map(|b| b.device.clone()));
+    let disk = match disk {
+        Some(_) if !declares(DeviceKind::Block) => {
+            let host = u.block.as_ref().map(|f| &f.path);
             crate::log::warn(&format!(
                 "kernel {} declares no block device: its disk {} is not handed to it",
-                u.kernel.display(),
-                b.display()
+                u.kernel.path.display(),
+                host.or(u.block_rootfs.as_ref().map(|b| &b.device))
+                    .map_or_else(String::new, |p| p.display().to_string())
             ));
             None
         }
-        b => b.as_ref(),
+        d => d,
     };
     let guest_net = net.map(|n| GuestNet {
         ip: n.facts.ip,
@@ -496,7 +581,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         tap: n.tap.to_string(),
         mac: n.facts.mac,
     });
-    let block = disk.map(|_| GuestBlock {
+    let block = disk.as_ref().map(|_| GuestBlock {
         mount_point: u.block_mount_point.clone(),
         readonly: u.block_readonly,
     });
@@ -545,9 +630,8 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
     let at = words.iter().position(|w| w == "--").unwrap_or(words.len());
     words.splice(at..at, u.monitor_config.extra_guest_args.iter().cloned());
 
-    let kernel = u.in_view(view, &u.kernel);
-    let initrd = u.initrd.as_ref().map(|p| u.in_view(view, p));
-    let blk = disk.map(|p| u.in_view(view, p));
+    let kernel = path_of("kernel").unwrap_or_default();
+    let initrd = path_of("initrd");
     let work = match view {
         View::Host => PathBuf::from("/tmp"),
         View::Sandbox { work, .. } => work.clone(),
@@ -557,7 +641,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
         kernel: &kernel,
         initrd: initrd.as_deref(),
         block_readonly: u.block_readonly,
-        block: blk.as_deref(),
+        block: disk.as_deref(),
         shares: &monitor_shares,
         guest_words: &words,
         needs: u.guest.needs(),
@@ -577,7 +661,7 @@ pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<Launch
             problem,
         })?;
     // The rootfs's own block device is opened by the monitor as a node.
-    if let (Some(b), Some(_)) = (&u.block_rootfs, disk) {
+    if let (Some(b), Some(_)) = (&u.block_rootfs, &disk) {
         if !command.devices.contains(&b.device) {
             command.devices.push(b.device.clone());
         }

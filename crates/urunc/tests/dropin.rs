@@ -308,7 +308,7 @@ fn rootless_unikernel_as_an_unprivileged_user() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        out.contains("URUNC-TESTKERNEL cmdline: /rootfs/unikernel/kernel hello")
+        out.contains("URUNC-TESTKERNEL cmdline: /run/urunc/boot/kernel hello")
             && out.contains("-- rootless")
             && out.contains("URUNC-TESTKERNEL poweroff"),
         "{out}"
