@@ -289,7 +289,7 @@ fn keep(from: &Path, to: &Path, host: &Path, file: &std::fs::File) -> Result<()>
 /// `etc/resolv.conf` (resolved inside the rootfs here, left out when
 /// absent). Returns the directory of the copies, which then serves as the
 /// rootfs the monitor sees. This module knows nothing of the plan
-/// (`plan.rs` depends on it, not the reverse):
+/// (`plan` depends on it, not the reverse):
 /// `Unikernel::hand_over_block` calls it, then [`hand_over`].
 pub fn keep_aside(rootfs: &Path, files: &[&RootFile], state_dir: &Path) -> Result<PathBuf> {
     let kept = state_dir.join(KEPT_DIR);
