@@ -268,3 +268,71 @@ fn symlink_swap_without_a_pid_namespace() {
     });
     check(test, &o);
 }
+
+/// The mount options of the mount on `point` in `pid`'s mount namespace.
+fn mount_opts(pid: i32, point: &str) -> Option<String> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&point)).then(|| f[5].to_string())
+    })
+}
+
+/// What the sandbox attaches are the files resolved in the rootfs (same
+/// device and inode), the kernel and initrd read-only, the disk read-only
+/// exactly when `root.readonly` is set.
+#[test]
+fn resolved_files_are_attached_read_only_as_asked() {
+    let test = "resolved_files_are_attached_read_only_as_asked";
+    if !need_qemu(test) {
+        return;
+    }
+    subreaper();
+    // A disk needs PCI: not microvm.
+    let env = Env::new("[monitors.qemu]\naccel = \"kvm-tcg\"\nmachine = \"pc\"\n");
+    for readonly in [true, false] {
+        let mut b = tiny_bundle(&["/init", "hang"]);
+        b.annotate("com.urunc.unikernel.unikernelType", "linux")
+            .annotate("com.urunc.unikernel.initrd", "/unikernel/initrd")
+            .annotate("com.urunc.unikernel.block", "/disk.img");
+        b.spec["root"]["readonly"] = readonly.into();
+        std::fs::write(b.rootfs().join("unikernel/initrd"), b"initrd").unwrap();
+        std::fs::write(b.rootfs().join("disk.img"), vec![0u8; 1 << 20]).unwrap();
+        let bundle = b.write();
+        let id = format!("attach-{readonly}");
+        let pid = env.create(&bundle, &id, &[]);
+        let _cleanup = DeleteOnDrop(&env, &id);
+        env.ok(&["start", &id]);
+        assert!(
+            env.wait_out(&id, "URUNC-TESTKERNEL hang", Duration::from_secs(30)),
+            "{test}: {}{}",
+            env.out(&id),
+            env.err(&id)
+        );
+        for (name, host, ro) in [
+            ("kernel", "unikernel/kernel", true),
+            ("initrd", "unikernel/initrd", true),
+            ("disk", "disk.img", readonly),
+        ] {
+            let point = format!("/run/urunc/boot/{name}");
+            let opts = mount_opts(pid, &point)
+                .unwrap_or_else(|| panic!("{test}: nothing attached on {point}"));
+            assert_eq!(
+                opts.split(',').next(),
+                Some(if ro { "ro" } else { "rw" }),
+                "{test}: {point}: {opts}"
+            );
+            let seen = std::fs::metadata(format!("/proc/{pid}/root{point}")).unwrap();
+            let file = std::fs::metadata(b.rootfs().join(host)).unwrap();
+            assert_eq!(
+                (seen.dev(), seen.ino()),
+                (file.dev(), file.ino()),
+                "{test}: {point}"
+            );
+        }
+        env.ok(&["kill", &id, "KILL"]);
+        assert_eq!(wait_exit(pid, Duration::from_secs(10)), Some(137));
+        env.ok(&["delete", &id]);
+        assert!(!env.state_dir(&id).exists());
+    }
+}
