@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
     let path = dir.path().join("kernel");
     std::fs::write(&path, data).expect("writing the kernel file");
-    if let Ok(KernelImage::Elf(facts)) = identify(&path) {
+    let file = std::fs::File::open(&path).expect("opening the kernel file");
+    if let Ok(KernelImage::Elf(facts)) = identify(&file) {
         let _ = check_x86_64_elf(&facts, "fuzz", "an ELF kernel");
     }
 });

@@ -22,6 +22,7 @@
 //! the snapshotter finds the rootfs as it left it.
 
 use crate::error::{Context, Error, Result};
+use crate::rootfs::RootFile;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -259,8 +260,10 @@ fn record_path(state_dir: &Path) -> PathBuf {
     state_dir.join(RECORD)
 }
 
-/// Copies `host` (a file under `from`) to the same relative path under `to`.
-fn keep(from: &Path, to: &Path, host: &Path) -> Result<PathBuf> {
+/// Copies `file` (resolved at `host`, a path under `from`) to the same
+/// relative path under `to`, reading the open file, not the name.
+fn keep(from: &Path, to: &Path, host: &Path, file: &std::fs::File) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
     let rel = host.strip_prefix(from).map_err(|_| {
         Error::msg(format!(
             "{} is not inside the rootfs {}",
@@ -272,41 +275,41 @@ fn keep(from: &Path, to: &Path, host: &Path) -> Result<PathBuf> {
     if let Some(p) = dst.parent() {
         std::fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
     }
-    std::fs::copy(host, &dst)
-        .ctx(|| format!("keeping {} aside in {}", host.display(), dst.display()))?;
-    Ok(dst)
+    let what = || format!("keeping {} aside in {}", host.display(), dst.display());
+    let mut src = file;
+    src.seek(SeekFrom::Start(0)).ctx(what)?;
+    let mut out = std::fs::File::create(&dst).ctx(what)?;
+    std::io::copy(&mut src, &mut out).ctx(what)?;
+    Ok(())
 }
 
-/// Files of the rootfs the monitor still needs once the block device
-/// behind it is handed over: host paths, before and after [`hand_over`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootFiles {
-    pub rootfs: PathBuf,
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
+/// Keeps aside in `state_dir` what the monitor still needs once the block
+/// device behind the rootfs is handed over: `files` (the kernel and
+/// initrd, resolved inside `rootfs`), the metadata file and
+/// `etc/resolv.conf` (resolved inside the rootfs here, left out when
+/// absent). Returns the directory of the copies, which then serves as the
+/// rootfs the monitor sees. This module knows nothing of the plan
+/// (`plan` depends on it, not the reverse):
+/// `Unikernel::hand_over_block` calls it, then [`hand_over`].
+pub fn keep_aside(rootfs: &Path, files: &[&RootFile], state_dir: &Path) -> Result<PathBuf> {
+    let kept = state_dir.join(KEPT_DIR);
+    std::fs::create_dir_all(&kept).ctx(|| format!("creating {}", kept.display()))?;
+    for f in files {
+        keep(rootfs, &kept, &f.path, &f.file)?;
+    }
+    for extra in [crate::metadata::FILE_NAME, "etc/resolv.conf"] {
+        if let Ok(f) = crate::rootfs::open_in_root(rootfs, extra) {
+            keep(rootfs, &kept, &f.path, &f.file)?;
+        }
+    }
+    Ok(kept)
 }
 
 /// Hands the block device `b` behind the rootfs over to the guest (see the
-/// module documentation): keeps the kernel and initrd (and the metadata
-/// file and `etc/resolv.conf`) aside in `state_dir`, unmounts the rootfs,
-/// and returns where the kept copies are. This module knows nothing of the
-/// plan (`plan.rs` depends on it, not the reverse):
-/// `Unikernel::hand_over_block` calls it.
-pub fn hand_over(b: &BlockRootfs, files: &BootFiles, state_dir: &Path) -> Result<BootFiles> {
-    let kept = state_dir.join(KEPT_DIR);
-    std::fs::create_dir_all(&kept).ctx(|| format!("creating {}", kept.display()))?;
-    let kernel = keep(&files.rootfs, &kept, &files.kernel)?;
-    let initrd = files
-        .initrd
-        .as_ref()
-        .map(|i| keep(&files.rootfs, &kept, i))
-        .transpose()?;
-    for extra in [crate::metadata::FILE_NAME, "etc/resolv.conf"] {
-        let p = files.rootfs.join(extra);
-        if p.is_file() && !p.is_symlink() {
-            keep(&files.rootfs, &kept, &p)?;
-        }
-    }
+/// module documentation): unmounts the rootfs, once [`keep_aside`] has
+/// copied what the monitor still needs and nothing of urunc's holds a file
+/// of it open.
+pub fn hand_over(b: &BlockRootfs, state_dir: &Path) -> Result<()> {
     let rec = serde_json::to_vec_pretty(b).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(record_path(state_dir), rec)
         .ctx(|| format!("writing {}", record_path(state_dir).display()))?;
@@ -335,11 +338,7 @@ pub fn hand_over(b: &BlockRootfs, files: &BootFiles, state_dir: &Path) -> Result
             b.mountpoint.display()
         )));
     }
-    Ok(BootFiles {
-        rootfs: kept,
-        kernel,
-        initrd,
-    })
+    Ok(())
 }
 
 use std::os::unix::fs::OpenOptionsExt;

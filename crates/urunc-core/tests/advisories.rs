@@ -114,15 +114,30 @@ fn sandbox_view() -> View {
         rootfs: "/rootfs".into(),
         work: "/run/urunc".into(),
         shares: None,
+        boot: Some("/run/urunc/boot".into()),
     }
 }
 
 /// Plans `u` on `monitor` (with `guest`), the way `start` does, with a
 /// network. Solo5 tenders get a manifest declaring a network and a disk.
-fn plan_on(
+fn plan_on(u: Unikernel, monitor_name: &str, guest_name: &str) -> Result<MonitorCommand, String> {
+    plan_in(u, monitor_name, guest_name, &sandbox_view())
+}
+
+/// [`plan_on`] with host paths, as `create` checks the plan.
+fn plan_on_host(
+    u: Unikernel,
+    monitor_name: &str,
+    guest_name: &str,
+) -> Result<MonitorCommand, String> {
+    plan_in(u, monitor_name, guest_name, &View::Host)
+}
+
+fn plan_in(
     mut u: Unikernel,
     monitor_name: &str,
     guest_name: &str,
+    view: &View,
 ) -> Result<MonitorCommand, String> {
     u.monitor = monitor::lookup(monitor_name).unwrap();
     u.guest = guest::lookup(guest_name).unwrap();
@@ -147,7 +162,7 @@ fn plan_on(
         tap: "urunc0123abcd",
         dns: None,
     };
-    plan::plan(&u, &sandbox_view(), Some(&net))
+    plan::plan(&u, view, Some(&net))
         .map(|p| p.command)
         .map_err(|e| e.to_string())
 }
@@ -224,9 +239,9 @@ fn split_guest(monitor_name: &str, c: &MonitorCommand, kernel: &str) -> (Vec<Str
     }
 }
 
-fn b(path: &str) -> String {
-    format!("/rootfs{path}")
-}
+/// Where the sandbox attaches the resolved kernel and disk.
+const KERNEL: &str = "/run/urunc/boot/kernel";
+const DISK: &str = "/run/urunc/boot/disk";
 
 #[test]
 fn advisory_argument_injection_cmdline_stays_in_the_guest_command_line() {
@@ -259,7 +274,7 @@ fn advisory_argument_injection_cmdline_stays_in_the_guest_command_line() {
                     continue;
                 }
             };
-            let (ours, guest) = split_guest(mon, &c, &b("/unikernel/kernel"));
+            let (ours, guest) = split_guest(mon, &c, KERNEL);
             assert!(guest.contains(SHADOW), "{mon}/{fw}: {guest:?}");
             for a in &ours {
                 assert!(
@@ -286,50 +301,72 @@ fn advisory_argument_injection_paths_cannot_add_monitor_suboptions() {
     let kernel = "/unikernel/k,file=/etc/passwd";
     let disk = "/disk,file=/etc/shadow,format=qcow2.img";
     let fx = Fixture::new(&[kernel, disk, "/unikernel/kernel"]);
-    for (mon, fw) in PAIRS {
-        let u = fx.prepared(
-            mon,
-            fw,
-            &[(metadata::KEY_BINARY, kernel), (metadata::KEY_BLOCK, disk)],
-        );
-        match (*mon, plan_on(u, mon, fw)) {
-            ("qemu", Ok(c)) => {
-                let a = &c.argv;
-                let k = a.iter().position(|x| x == "-kernel").unwrap();
-                // -kernel's value is a plain file name to QEMU.
-                assert_eq!(a[k + 1], b(kernel));
-                let d = a.iter().position(|x| x == "-drive").unwrap();
-                let opts = qemu_opts(&a[d + 1]);
-                assert_eq!(
-                    opts,
-                    [
-                        "if=none",
-                        "id=hd0",
-                        "format=raw",
-                        &format!("file={}", b(disk))
-                    ],
-                    "{}",
-                    a[d + 1]
-                );
-                // An absolute path: QEMU's block layer reads no protocol
-                // prefix (`nbd:`, `json:`) from it.
-                assert!(opts[3].starts_with("file=/"));
+    // In the sandbox the monitor gets the resolved files at urunc's own
+    // names, whatever the metadata says; the host view (the check at
+    // `create`) still carries the names, escaped or refused.
+    let host = |p: &str| fx.rootfs().join(&p[1..]).display().to_string();
+    let sandbox = |p: &str| if p == kernel { KERNEL } else { DISK }.to_string();
+    for (in_sandbox, b) in [(true, &sandbox as &dyn Fn(&str) -> String), (false, &host)] {
+        for (mon, fw) in PAIRS {
+            let u = fx.prepared(
+                mon,
+                fw,
+                &[(metadata::KEY_BINARY, kernel), (metadata::KEY_BLOCK, disk)],
+            );
+            let planned = if in_sandbox {
+                plan_on(u, mon, fw)
+            } else {
+                plan_on_host(u, mon, fw)
+            };
+            match (*mon, planned) {
+                ("qemu", Ok(c)) => {
+                    let a = &c.argv;
+                    let k = a.iter().position(|x| x == "-kernel").unwrap();
+                    // -kernel's value is a plain file name to QEMU.
+                    assert_eq!(a[k + 1], b(kernel));
+                    let d = a.iter().position(|x| x == "-drive").unwrap();
+                    let opts = qemu_opts(&a[d + 1]);
+                    assert_eq!(
+                        opts,
+                        [
+                            "if=none",
+                            "id=hd0",
+                            "format=raw",
+                            &format!("file={}", b(disk))
+                        ],
+                        "{}",
+                        a[d + 1]
+                    );
+                    // An absolute path: QEMU's block layer reads no protocol
+                    // prefix (`nbd:`, `json:`) from it.
+                    assert!(opts[3].starts_with("file=/"));
+                }
+                ("clh", Err(e)) if !in_sandbox => {
+                    assert!(e.contains("option syntax cannot carry"), "{e}")
+                }
+                ("clh", Ok(c)) if in_sandbox => {
+                    assert!(
+                        c.argv.contains(&format!("path={}", b(disk))),
+                        "{:?}",
+                        c.argv
+                    );
+                    assert!(c.argv.contains(&b(kernel)), "{:?}", c.argv);
+                }
+                ("firecracker", Ok(c)) => {
+                    let v: serde_json::Value = serde_json::from_slice(&c.files[0].1).unwrap();
+                    assert_eq!(v["boot-source"]["kernel_image_path"], b(kernel));
+                    assert_eq!(v["drives"][0]["path_on_host"], b(disk), "{v}");
+                }
+                ("hvt" | "spt", Ok(c)) => {
+                    assert!(
+                        c.argv.contains(&format!("--block:storage={}", b(disk))),
+                        "{:?}",
+                        c.argv
+                    );
+                    assert!(c.argv.contains(&b(kernel)));
+                }
+                (m, r) => panic!("{m} (sandbox: {in_sandbox}): unexpected {r:?}"),
             }
-            ("clh", Err(e)) => assert!(e.contains("option syntax cannot carry"), "{e}"),
-            ("firecracker", Ok(c)) => {
-                let v: serde_json::Value = serde_json::from_slice(&c.files[0].1).unwrap();
-                assert_eq!(v["boot-source"]["kernel_image_path"], b(kernel));
-                assert_eq!(v["drives"][0]["path_on_host"], b(disk), "{v}");
-            }
-            ("hvt" | "spt", Ok(c)) => {
-                assert!(
-                    c.argv.contains(&format!("--block:storage={}", b(disk))),
-                    "{:?}",
-                    c.argv
-                );
-                assert!(c.argv.contains(&b(kernel)));
-            }
-            (m, r) => panic!("{m}: unexpected {r:?}"),
         }
     }
 }
@@ -347,13 +384,29 @@ fn advisory_argument_injection_qemu_initrd_cannot_name_more_modules() {
                 (metadata::KEY_INITRD, name),
             ])
             .unwrap();
-        let e = plan_on(u, "qemu", "unikraft").unwrap_err();
+        // Refused at create (plan::validate plans with host paths).
+        let e = plan_on_host(u, "qemu", "unikraft").unwrap_err();
         assert!(
             e.contains(metadata::KEY_INITRD) && e.contains("separator"),
             "{e}"
         );
-        // Refused at create too (plan::validate runs the same planner).
     }
+    // In the sandbox the initrd has urunc's own name.
+    let fx = Fixture::new(&["/unikernel/kernel", "/unikernel/i"]);
+    let u = fx
+        .prepare(&[
+            (metadata::KEY_TYPE, "unikraft"),
+            (metadata::KEY_HYPERVISOR, "qemu"),
+            (metadata::KEY_BINARY, "/unikernel/kernel"),
+            (metadata::KEY_INITRD, "/unikernel/i"),
+        ])
+        .unwrap();
+    let a = plan_on(u, "qemu", "unikraft").unwrap().argv;
+    assert!(
+        a.windows(2)
+            .any(|w| w == ["-initrd", "/run/urunc/boot/initrd"]),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -398,7 +451,7 @@ fn advisory_argument_injection_blk_mnt_point_and_version() {
             ],
         );
         let Ok(c) = plan_on(u, mon, fw) else { continue };
-        let (ours, guest) = split_guest(mon, &c, &b("/unikernel/kernel"));
+        let (ours, guest) = split_guest(mon, &c, KERNEL);
         for a in &ours {
             assert!(!a.contains(SHADOW), "{mon}/{fw}: {a:?}");
         }
@@ -488,9 +541,9 @@ fn advisory_path_traversal_planned_paths_stay_under_the_rootfs() {
                 (metadata::KEY_BLOCK, "/./unikernel/../disk.img"),
             ],
         );
-        assert_eq!(u.kernel, fx.rootfs().join("unikernel/kernel"));
+        assert_eq!(u.kernel.path, fx.rootfs().join("unikernel/kernel"));
         assert_eq!(
-            u.block.as_deref(),
+            u.block.as_ref().map(|f| f.path.as_path()),
             Some(fx.rootfs().join("disk.img").as_path())
         );
         let u_host = plan::plan(&u, &View::Host, None).map(|p| p.command);

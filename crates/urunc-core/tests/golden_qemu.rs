@@ -5,8 +5,16 @@ use std::path::PathBuf;
 use urunc_core::config::MonitorConfig;
 use urunc_core::network::NetFacts;
 use urunc_core::plan::{plan, NetInput, Unikernel, View};
+use urunc_core::rootfs::RootFile;
 use urunc_core::shares::{Share, ShareFs};
 use urunc_core::{guest, monitor};
+
+/// A file as `prepare` resolves it: the plan uses its path (the host view)
+/// or its descriptor (given to the monitor as /proc/self/fd/N), so an
+/// open /dev/null stands in for the file.
+fn resolved(path: &str) -> RootFile {
+    RootFile::new(path.into(), std::fs::File::open("/dev/null").unwrap())
+}
 
 fn unikernel(guest_name: &str) -> Unikernel {
     Unikernel {
@@ -15,7 +23,7 @@ fn unikernel(guest_name: &str) -> Unikernel {
         monitor_binary: PathBuf::from("/usr/bin/qemu-system-x86_64"),
         monitor_config: MonitorConfig::default(),
         rootfs: PathBuf::from("/bundle/rootfs"),
-        kernel: PathBuf::from("/bundle/rootfs/unikernel/kernel"),
+        kernel: resolved("/bundle/rootfs/unikernel/kernel"),
         initrd: None,
         block: None,
         block_mount_point: None,
@@ -53,6 +61,7 @@ fn view() -> View {
         rootfs: "/rootfs".into(),
         work: "/run/urunc".into(),
         shares: Some("/run/urunc/shares".into()),
+        boot: Some("/run/urunc/boot".into()),
     }
 }
 
@@ -99,10 +108,10 @@ fn expect(parts: &[&[&str]]) -> Vec<String> {
 #[test]
 fn unikraft_initrd_net() {
     let mut u = unikernel("unikraft");
-    u.initrd = Some("/bundle/rootfs/unikernel/initrd".into());
+    u.initrd = Some(resolved("/bundle/rootfs/unikernel/initrd"));
     assert_eq!(
         argv(&u, true),
-        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/unikernel/initrd"], NETDEV, &[
+        expect(&[HEAD, SANDBOX, &["-kernel", "/run/urunc/boot/kernel", "-initrd", "/run/urunc/boot/initrd"], NETDEV, &[
             "-append",
             "app env.vars=[ K=V ] netdev.ip=10.10.0.5/16:10.10.0.1:1.1.1.1 vfs.fstab=[ \"initrd0:/:extract:::\" ] -- 'arg one' -x"
         ]])
@@ -120,7 +129,7 @@ fn unikraft_no_net_legacy_version() {
             HEAD,
             &[
                 "-kernel",
-                "/rootfs/unikernel/kernel",
+                "/run/urunc/boot/kernel",
                 "-nic",
                 "none",
                 "-append",
@@ -133,7 +142,7 @@ fn unikraft_no_net_legacy_version() {
     );
     let mut u = unikernel("unikraft");
     u.version = Some("0.15.0".into());
-    u.initrd = Some("/bundle/rootfs/i".into());
+    u.initrd = Some(resolved("/bundle/rootfs/i"));
     let a = argv(&u, true);
     assert_eq!(
         a.last().unwrap(),
@@ -144,11 +153,11 @@ fn unikraft_no_net_legacy_version() {
 #[test]
 fn linux_initrd_net() {
     let mut u = unikernel("linux");
-    u.initrd = Some("/bundle/rootfs/boot/initrd".into());
+    u.initrd = Some(resolved("/bundle/rootfs/boot/initrd"));
     u.app = vec!["/init".into(), "serve".into()];
     assert_eq!(
         argv(&u, true),
-        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/boot/initrd"], NETDEV, &[
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/run/urunc/boot/kernel", "-initrd", "/run/urunc/boot/initrd"], NETDEV, &[
             "-append",
             "panic=-1 console=ttyS0 root=/dev/ram0 rw ip=10.10.0.5::10.10.0.1:255.255.0.0:urunc:eth0:off:1.1.1.1 K=V rdinit=/init -- serve"
         ]])
@@ -158,7 +167,7 @@ fn linux_initrd_net() {
 #[test]
 fn linux_disk_no_net() {
     let mut u = unikernel("linux");
-    u.block = Some("/bundle/rootfs/disk,1.img".into());
+    u.block = Some(resolved("/bundle/rootfs/disk,1.img"));
     u.app = vec!["/sbin/init".into()];
     u.env = vec![];
     assert_eq!(
@@ -169,11 +178,11 @@ fn linux_disk_no_net() {
             SANDBOX,
             &[
                 "-kernel",
-                "/rootfs/unikernel/kernel",
+                "/run/urunc/boot/kernel",
                 "-nic",
                 "none",
                 "-drive",
-                "if=none,id=hd0,format=raw,file=/rootfs/disk,,1.img",
+                "if=none,id=hd0,format=raw,file=/run/urunc/boot/disk",
                 "-device",
                 "virtio-blk-pci,drive=hd0",
                 "-append",
@@ -181,23 +190,56 @@ fn linux_disk_no_net() {
             ]
         ])
     );
+    // On the host view the disk's own path, its comma escaped.
+    let a = plan(&u, &View::Host, None).unwrap().command.argv;
+    assert!(
+        a.contains(&"if=none,id=hd0,format=raw,file=/bundle/rootfs/disk,,1.img".to_string()),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn without_attached_files_the_monitor_gets_the_descriptors() {
+    use std::os::fd::AsRawFd;
+    let mut u = unikernel("linux");
+    u.initrd = Some(resolved("/bundle/rootfs/boot/initrd"));
+    u.block = Some(resolved("/bundle/rootfs/disk.img"));
+    let view = View::Sandbox {
+        rootfs: "/bundle/rootfs".into(),
+        work: "/state/sandbox".into(),
+        shares: None,
+        boot: None,
+    };
+    let a = plan(&u, &view, None).unwrap().command.argv;
+    let fd = |f: &RootFile| format!("/proc/self/fd/{}", f.file.as_raw_fd());
+    let (k, i, d) = (
+        fd(&u.kernel),
+        fd(u.initrd.as_ref().unwrap()),
+        fd(u.block.as_ref().unwrap()),
+    );
+    assert!(a.windows(2).any(|w| w == ["-kernel", k.as_str()]), "{a:?}");
+    assert!(a.windows(2).any(|w| w == ["-initrd", i.as_str()]), "{a:?}");
+    assert!(
+        a.contains(&format!("if=none,id=hd0,format=raw,file={d}")),
+        "{a:?}"
+    );
 }
 
 #[test]
 fn mirage_disk_net() {
     let mut u = unikernel("mirage");
-    u.block = Some("/bundle/rootfs/data.img".into());
+    u.block = Some(resolved("/bundle/rootfs/data.img"));
     u.app = vec!["-l".into(), "*:debug".into()];
     assert_eq!(
         argv(&u, true),
         expect(&[
             HEAD,
             SANDBOX,
-            &["-kernel", "/rootfs/unikernel/kernel"],
+            &["-kernel", "/run/urunc/boot/kernel"],
             NETDEV,
             &[
                 "-drive",
-                "if=none,id=hd0,format=raw,file=/rootfs/data.img",
+                "if=none,id=hd0,format=raw,file=/run/urunc/boot/disk",
                 "-device",
                 "virtio-blk-pci,drive=hd0",
                 "-append",
@@ -212,7 +254,7 @@ fn mirage_disk_net() {
         expect(&[
             HEAD,
             SANDBOX,
-            &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"]
+            &["-kernel", "/run/urunc/boot/kernel", "-nic", "none"]
         ])
     );
 }
@@ -231,7 +273,7 @@ fn mewz_net_and_no_net() {
     want.extend(expect(&[
         dbg,
         SANDBOX,
-        &["-kernel", "/rootfs/unikernel/kernel"],
+        &["-kernel", "/run/urunc/boot/kernel"],
         &[
             "-netdev",
             "tap,id=n0,ifname=urunc0a1b2c3d,script=no,downscript=no",
@@ -246,7 +288,7 @@ fn mewz_net_and_no_net() {
     want.extend(expect(&[
         dbg,
         SANDBOX,
-        &["-kernel", "/rootfs/unikernel/kernel", "-nic", "none"],
+        &["-kernel", "/run/urunc/boot/kernel", "-nic", "none"],
     ]));
     assert_eq!(argv(&u, false), want);
 }
@@ -291,7 +333,7 @@ fn config_selects_accel_machine_cpu_and_extra_args() {
             "-serial",
             "stdio",
             "-kernel",
-            "/rootfs/unikernel/kernel",
+            "/run/urunc/boot/kernel",
             "-nic",
             "none",
             "-append",
@@ -348,7 +390,7 @@ const FS0_9P: &[&str] = &[
 #[test]
 fn unikraft_mount_rootfs_9p_replaces_the_initrd_entry() {
     let mut u = unikernel("unikraft");
-    u.initrd = Some("/bundle/rootfs/unikernel/initrd".into());
+    u.initrd = Some(resolved("/bundle/rootfs/unikernel/initrd"));
     u.shares = vec![rootfs_share(false)];
     assert_eq!(
         argv(&u, false),
@@ -357,9 +399,9 @@ fn unikraft_mount_rootfs_9p_replaces_the_initrd_entry() {
             SANDBOX,
             &[
                 "-kernel",
-                "/rootfs/unikernel/kernel",
+                "/run/urunc/boot/kernel",
                 "-initrd",
-                "/rootfs/unikernel/initrd",
+                "/run/urunc/boot/initrd",
                 "-nic",
                 "none"
             ],
@@ -389,7 +431,7 @@ fn unikraft_volumes_with_and_without_mount_rootfs() {
     ];
     assert_eq!(
         argv(&u, true),
-        expect(&[HEAD, SANDBOX, &["-kernel", "/rootfs/unikernel/kernel"], NETDEV, &[
+        expect(&[HEAD, SANDBOX, &["-kernel", "/run/urunc/boot/kernel"], NETDEV, &[
             "-fsdev",
             "local,id=fs0,path=/rootfs,security_model=none,readonly=on",
             "-device",
@@ -409,7 +451,7 @@ fn unikraft_volumes_with_and_without_mount_rootfs() {
     // A volume next to an initrd root; on the host view, host paths (commas
     // escaped).
     u.shares.remove(0);
-    u.initrd = Some("/bundle/rootfs/i".into());
+    u.initrd = Some(resolved("/bundle/rootfs/i"));
     let a = plan(&u, &View::Host, None).unwrap().command.argv;
     assert!(
         a.windows(2).any(|w| w
@@ -432,7 +474,7 @@ fn unikraft_volumes_with_and_without_mount_rootfs() {
 #[test]
 fn linux_mount_rootfs_and_volume() {
     let mut u = unikernel("linux");
-    u.initrd = Some("/bundle/rootfs/boot/initrd".into());
+    u.initrd = Some(resolved("/bundle/rootfs/boot/initrd"));
     u.app = vec!["/sbin/init".into(), "serve".into()];
     u.shares = vec![
         rootfs_share(false),
@@ -440,7 +482,7 @@ fn linux_mount_rootfs_and_volume() {
     ];
     assert_eq!(
         argv(&u, false),
-        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/rootfs/unikernel/kernel", "-initrd", "/rootfs/boot/initrd", "-nic", "none"], FS0_9P, &[
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio"], SANDBOX, &["-kernel", "/run/urunc/boot/kernel", "-initrd", "/run/urunc/boot/initrd", "-nic", "none"], FS0_9P, &[
             "-fsdev",
             "local,id=fs1,path=/run/urunc/shares/fs1,security_model=none,readonly=on",
             "-device",
@@ -457,7 +499,7 @@ fn linux_mount_rootfs_and_volume() {
     );
     // A disk and a shared root cannot both be the root.
     u.shares.insert(0, rootfs_share(false));
-    u.block = Some("/bundle/rootfs/disk.img".into());
+    u.block = Some(resolved("/bundle/rootfs/disk.img"));
     let e = plan(&u, &view(), None).unwrap_err().to_string();
     assert!(e.contains("mountRootfs") && e.contains("disk"), "{e}");
 }
@@ -472,7 +514,7 @@ fn virtiofs_shares_use_vhost_user_and_shared_memory() {
     u.shares = vec![rootfs_share(false), volume("fs1", "/srv/d", "/d", false)];
     assert_eq!(
         argv(&u, false),
-        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", "/rootfs/unikernel/kernel", "-nic", "none",
+        expect(&[HEAD, &["-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", "/run/urunc/boot/kernel", "-nic", "none",
             "-chardev",
             "socket,id=cfs0,path=/run/urunc/fs0.sock",
             "-device",

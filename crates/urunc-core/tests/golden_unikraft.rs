@@ -10,8 +10,15 @@ use std::path::PathBuf;
 use urunc_core::config::MonitorConfig;
 use urunc_core::network::NetFacts;
 use urunc_core::plan::{plan, NetInput, Unikernel, View};
+use urunc_core::rootfs::RootFile;
 use urunc_core::shares::ShareFs;
 use urunc_core::{guest, monitor};
+
+/// A file as `prepare` resolves it: the plan uses only its path here (an
+/// open /dev/null stands in for the file).
+fn resolved(path: &str) -> RootFile {
+    RootFile::new(path.into(), std::fs::File::open("/dev/null").unwrap())
+}
 
 fn unikernel(mon: &str, app: &[&str]) -> Unikernel {
     Unikernel {
@@ -20,7 +27,7 @@ fn unikernel(mon: &str, app: &[&str]) -> Unikernel {
         monitor_binary: PathBuf::from("/usr/bin/monitor"),
         monitor_config: MonitorConfig::default(),
         rootfs: PathBuf::from("/bundle/rootfs"),
-        kernel: PathBuf::from("/bundle/rootfs/unikernel/kernel"),
+        kernel: resolved("/bundle/rootfs/unikernel/kernel"),
         initrd: None,
         block: None,
         block_mount_point: None,
@@ -62,6 +69,7 @@ fn cmdline(mon: &str, app: &[&str], net: bool) -> String {
         rootfs: "/rootfs".into(),
         work: "/run/urunc".into(),
         shares: None,
+        boot: Some("/run/urunc/boot".into()),
     };
     let u = unikernel(mon, app);
     let cmd = plan(&u, &view, net.then_some(&n)).unwrap().command;
@@ -207,7 +215,7 @@ fn read_only_root_gives_the_disk_read_only() {
     let view = View::Host;
     for mon in ["qemu", "clh", "firecracker"] {
         let mut u = unikernel(mon, ONE);
-        u.block = Some("/bundle/rootfs/disk.img".into());
+        u.block = Some(resolved("/bundle/rootfs/disk.img"));
         u.block_readonly = true;
         let cmd = plan(&u, &view, None).unwrap().command;
         match mon {

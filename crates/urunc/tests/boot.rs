@@ -18,7 +18,7 @@ fn tiny_kernel_prints_unikraft_cmdline_via_run() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         marker_lines(&out, "URUNC-TESTKERNEL cmdline:"),
-        ["URUNC-TESTKERNEL cmdline: /rootfs/unikernel/kernel hello env.vars=[ A=1 B=two ] -- world"],
+        ["URUNC-TESTKERNEL cmdline: /run/urunc/boot/kernel hello env.vars=[ A=1 B=two ] -- world"],
         "{}",
         text(&o)
     );

@@ -297,7 +297,7 @@ fn console_socket_gets_a_pty_with_the_guest_console() {
             Ok(n) => got.push_str(&String::from_utf8_lossy(&chunk[..n])),
         }
     }
-    assert!(got.contains("URUNC-TESTKERNEL cmdline: /rootfs/unikernel/kernel app env.vars=[ PATH=/usr/bin:/bin ] -- hang"), "{got}");
+    assert!(got.contains("URUNC-TESTKERNEL cmdline: /run/urunc/boot/kernel app env.vars=[ PATH=/usr/bin:/bin ] -- hang"), "{got}");
     env.ok(&["delete", "--force", "tty1"]);
     assert!(wait_exit(pid, T).is_some());
 }

@@ -77,9 +77,8 @@ fn podman_runs_a_packed_unikernel_through_urunc() {
     let line = marker_lines(&out, "URUNC-TESTKERNEL cmdline:");
     assert_eq!(line.len(), 1, "{}", text(&o));
     assert!(
-        line[0].starts_with(
-            "URUNC-TESTKERNEL cmdline: /rootfs/unikernel/testkernel.elf hello env.vars=["
-        ) && line[0].ends_with("] -- podman"),
+        line[0].starts_with("URUNC-TESTKERNEL cmdline: /run/urunc/boot/kernel hello env.vars=[")
+            && line[0].ends_with("] -- podman"),
         "{line:?}"
     );
     assert!(line[0].contains("container=podman"), "{line:?}");

@@ -151,7 +151,7 @@ fn unikraft_mount_rootfs_and_volume_give_fstab_and_9p_devices() {
     );
     assert_eq!(
         marker_lines(&env.out("uk9p"), "URUNC-TESTKERNEL cmdline:"),
-        ["URUNC-TESTKERNEL cmdline: /rootfs/unikernel/kernel app vfs.fstab=[ \"fs0:/:9pfs:::\" \"fs1:/data:9pfs:::\" ] -- hang"]
+        ["URUNC-TESTKERNEL cmdline: /run/urunc/boot/kernel app vfs.fstab=[ \"fs0:/:9pfs:::\" \"fs1:/data:9pfs:::\" ] -- hang"]
     );
     // The container's process is QEMU with both 9p devices (microvm:
     // virtio-mmio), serving the rootfs and the volume's sandbox bind.

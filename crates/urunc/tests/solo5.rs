@@ -529,7 +529,8 @@ fn manifest_reader_agrees_with_solo5_elftool() {
         serde_json::from_slice(&o.stdout).unwrap()
     };
     for k in &kernels {
-        let ours = read(k).unwrap_or_else(|e| panic!("{}: {e}", k.display()));
+        let ours = read(&std::fs::File::open(k).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", k.display()));
         let theirs: Vec<(String, String)> = elftool("query-manifest", k)["devices"]
             .as_array()
             .unwrap()

@@ -8,7 +8,8 @@
 mod support;
 use support::*;
 
-const KPATH: &str = "/rootfs/unikernel/kernel";
+/// Where the sandbox attaches the kernel (QEMU passes the path as argv[0]).
+const KPATH: &str = "/run/urunc/boot/kernel";
 
 fn run_tiny(id: &str, args: &[&str], env_vars: &[&str]) -> String {
     let env = Env::new(TINY_CONFIG);

@@ -81,9 +81,10 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
             return Err(e);
         }
     }
-    let result = unikernel
-        .hand_over_block(&dir.path)
-        .and_then(|()| create_in(rt, opts, &dir, &mut st, &spec, &unikernel, &rec));
+    let result = unikernel.hand_over_block(&dir.path).and_then(|()| {
+        detach_files(&mut unikernel, &spec, rt.rootless);
+        create_in(rt, opts, &dir, &mut st, &spec, &unikernel, &rec)
+    });
     if result.is_err() {
         if let Err(e) = crate::storage::restore(&dir.path) {
             crate::log::warn(&e.to_string());
@@ -91,6 +92,50 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
         let _ = dir.remove();
     }
     result
+}
+
+/// Makes detached mounts of the files resolved at `prepare`
+/// ([`sandbox::root::detach`]) for the sandbox to attach at fixed paths,
+/// where the waiting process gets a mount namespace of its own and urunc
+/// may make mounts (not rootless: `open_tree` needs `CAP_SYS_ADMIN` over
+/// the host's mount namespace). Where any cannot be made (a kernel before
+/// 5.2, a seccomp filter around urunc), none is used: the monitor is given
+/// the descriptors themselves, the same files.
+fn detach_files(u: &mut plan::Unikernel, spec: &Spec, rootless: bool) {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let new_mount = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none())
+        });
+    if rootless || !new_mount {
+        return;
+    }
+    let files = std::iter::once(&mut u.kernel)
+        .chain(u.initrd.as_mut())
+        .chain(u.block.as_mut());
+    let mut made = vec![];
+    for f in files {
+        match sandbox::root::detach(&f.file) {
+            Ok(t) => {
+                f.tree = Some(t);
+                made.push(f);
+            }
+            Err(e) => {
+                crate::log::debug(&format!(
+                    "open_tree {}: {e}; the monitor gets the open files instead",
+                    f.path.display()
+                ));
+                for m in made {
+                    m.tree = None;
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// The cgroup path of the spec, relative to the hierarchy's root.

@@ -193,8 +193,8 @@ impl Monitor for Firecracker {
         32
     }
 
-    fn inspect(&self, path: &Path) -> Result<Option<Manifest>, String> {
-        check_kernel(path).map(|()| None)
+    fn inspect(&self, kernel: &std::fs::File) -> Result<Option<Manifest>, String> {
+        check_kernel(kernel).map(|()| None)
     }
 
     fn command(&self, r: &MonitorRequest) -> Result<MonitorCommand, String> {
@@ -226,8 +226,8 @@ impl Monitor for Firecracker {
 }
 
 /// Checks that the kernel file is something Firecracker boots.
-fn check_kernel(path: &Path) -> Result<(), String> {
-    match kernel_image::identify(path).map_err(|p| format!("{p}; {NEEDS}"))? {
+fn check_kernel(kernel: &std::fs::File) -> Result<(), String> {
+    match kernel_image::identify(kernel).map_err(|p| format!("{p}; {NEEDS}"))? {
         KernelImage::BzImage => Err(format!(
             "is a compressed Linux boot image (bzImage); {NEEDS} (extract it, e.g. with the kernel's scripts/extract-vmlinux)"
         )),

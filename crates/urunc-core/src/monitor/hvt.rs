@@ -11,7 +11,6 @@ use seccompiler::{
     SeccompRule,
 };
 use std::collections::BTreeMap;
-use std::path::Path;
 
 pub struct Hvt;
 
@@ -34,7 +33,7 @@ impl Monitor for Hvt {
         false
     }
 
-    fn inspect(&self, kernel: &Path) -> Result<Option<Manifest>, String> {
+    fn inspect(&self, kernel: &std::fs::File) -> Result<Option<Manifest>, String> {
         solo5::inspect(kernel, Target::Hvt).map(Some)
     }
 

@@ -3,8 +3,7 @@
 //! ELF file with its class, byte order, machine, entry point and whether it
 //! carries a PVH entry note. Each monitor then states its own policy.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
 
 pub const EM_X86_64: u16 = 62;
 /// Lowest entry point both loaders accept (1 MiB, `HIGH_RAM_START`).
@@ -36,15 +35,21 @@ pub struct ElfFacts {
     pub pvh: bool,
 }
 
-/// Reads just enough of `path` to tell what it is. Errors say what is wrong
-/// with the file (to follow "kernel <path> ").
-pub fn identify(path: &Path) -> Result<KernelImage, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut head = Vec::with_capacity(HEAD);
-    (&mut f)
-        .take(HEAD as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| format!("cannot be read: {e}"))?;
+/// Reads just enough of the open file `f` to tell what it is (at offsets:
+/// the file's position is left alone). Errors say what is wrong with the
+/// file (to follow "kernel <path> ").
+pub fn identify(f: &std::fs::File) -> Result<KernelImage, String> {
+    let mut head = vec![0u8; HEAD];
+    let mut got = 0;
+    while got < HEAD {
+        match f.read_at(&mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        }
+    }
+    head.truncate(got);
     if head.len() >= HEAD && &head[0x202..0x206] == b"HdrS" {
         return Ok(KernelImage::BzImage);
     }
@@ -69,7 +74,7 @@ pub fn identify(path: &Path) -> Result<KernelImage, String> {
         if num > 0 && (usize::from(phentsize) != PHDR_SIZE || offset < 64) {
             return Err("has a malformed program header table".into());
         }
-        let table = read_at(&mut f, offset, usize::from(num) * PHDR_SIZE)
+        let table = read_at(f, offset, usize::from(num) * PHDR_SIZE)
             .map_err(|e| format!("has a program header table that cannot be read: {e}"))?;
         for p in table.chunks_exact(PHDR_SIZE) {
             if u32::from_le_bytes(p[0..4].try_into().unwrap_or_default()) != PT_NOTE {
@@ -78,7 +83,7 @@ pub fn identify(path: &Path) -> Result<KernelImage, String> {
             let off = u64::from_le_bytes(p[8..16].try_into().unwrap_or_default());
             let size = u64::from_le_bytes(p[32..40].try_into().unwrap_or_default());
             let size = usize::try_from(size.min(1 << 20)).unwrap_or(1 << 20);
-            let notes = read_at(&mut f, off, size)
+            let notes = read_at(f, off, size)
                 .map_err(|e| format!("has a note that cannot be read: {e}"))?;
             if has_pvh_note(&notes) {
                 facts.pvh = true;
@@ -113,10 +118,9 @@ pub fn check_x86_64_elf(e: &ElfFacts, monitor: &str, needs: &str) -> Result<(), 
     Ok(())
 }
 
-fn read_at(f: &mut std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    f.seek(SeekFrom::Start(off))?;
+fn read_at(f: &std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf)?;
+    f.read_exact_at(&mut buf, off)?;
     Ok(buf)
 }
 
@@ -194,12 +198,12 @@ pub(crate) mod testfiles {
         bz
     }
 
-    /// Writes `bytes` to a temp file and runs `check` on its path.
-    pub fn check_bytes<T>(bytes: &[u8], check: impl FnOnce(&Path) -> T) -> T {
+    /// Writes `bytes` to a temp file and runs `check` on it, open.
+    pub fn check_bytes<T>(bytes: &[u8], check: impl FnOnce(&std::fs::File) -> T) -> T {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k");
         std::fs::write(&p, bytes).unwrap();
-        check(&p)
+        check(&std::fs::File::open(&p).unwrap())
     }
 }
 
@@ -251,8 +255,5 @@ mod tests {
         let mut cut = elf64(2, 62, 0x100000, &pvh_note());
         cut.truncate(100);
         assert!(id(&cut).unwrap_err().contains("cannot be read"));
-        assert!(identify(Path::new("/nonexistent/k"))
-            .unwrap_err()
-            .contains("cannot be read"));
     }
 }

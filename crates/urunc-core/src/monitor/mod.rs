@@ -120,11 +120,12 @@ pub trait Monitor: Sync {
     fn default_overhead_mib(&self) -> u64;
     fn command(&self, req: &MonitorRequest) -> Result<MonitorCommand, String>;
     /// Reads what the monitor must know from the kernel file itself, at
-    /// `create`, from its host path (Solo5: the manifest of declared
-    /// devices, see [`solo5_manifest`]). Most monitors need nothing.
-    /// Errors say what is wrong with the file, phrased to follow
-    /// "kernel <path> " (the caller adds the key and the path).
-    fn inspect(&self, _kernel: &Path) -> Result<Option<Manifest>, String> {
+    /// `create`: the open file resolved in the rootfs, the one the monitor
+    /// will be given (Solo5: the manifest of declared devices, see
+    /// [`solo5_manifest`]). Most monitors need nothing. Errors say what is
+    /// wrong with the file, phrased to follow "kernel <path> " (the caller
+    /// adds the key and the path).
+    fn inspect(&self, _kernel: &std::fs::File) -> Result<Option<Manifest>, String> {
         Ok(None)
     }
     /// Seccomp filter urunc installs on the monitor right before the exec,

@@ -15,10 +15,9 @@
 
 use super::solo5_manifest::{self, Device, DeviceKind, Manifest, Target};
 use super::{format_mac, MonitorCommand, MonitorRequest};
-use std::path::Path;
 
 /// Reads the manifest and checks the kernel was built for `target`.
-pub(super) fn inspect(kernel: &Path, target: Target) -> Result<Manifest, String> {
+pub(super) fn inspect(kernel: &std::fs::File, target: Target) -> Result<Manifest, String> {
     let m = solo5_manifest::read(kernel).map_err(|e| format!("is {e}"))?;
     if let Some((t, _)) = m.abi {
         if t != target {
@@ -116,6 +115,7 @@ pub(super) mod tests {
     use super::*;
     use crate::config::MonitorConfig;
     use crate::guest::{self, GuestArgs, GuestBlock, GuestNet};
+    use std::path::Path;
     use std::path::PathBuf;
 
     pub fn manifest(devices: &[(&str, u32)]) -> Manifest {
@@ -423,11 +423,12 @@ pub(super) mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("k.spt");
         std::fs::write(&p, fixture::unikernel(&[], 2)).unwrap();
-        let e = inspect(&p, Target::Hvt).unwrap_err();
+        let f = std::fs::File::open(&p).unwrap();
+        let e = inspect(&f, Target::Hvt).unwrap_err();
         assert!(
             e.contains("built for Solo5 spt, not hvt (set the hypervisor to spt)"),
             "{e}"
         );
-        assert!(inspect(&p, Target::Spt).is_ok());
+        assert!(inspect(&f, Target::Spt).is_ok());
     }
 }

@@ -6,7 +6,6 @@ use super::solo5;
 use super::solo5_manifest::Manifest;
 use super::solo5_manifest::Target;
 use super::{Monitor, MonitorCommand, MonitorRequest};
-use std::path::Path;
 
 pub struct Spt;
 
@@ -29,7 +28,7 @@ impl Monitor for Spt {
         false
     }
 
-    fn inspect(&self, kernel: &Path) -> Result<Option<Manifest>, String> {
+    fn inspect(&self, kernel: &std::fs::File) -> Result<Option<Manifest>, String> {
         solo5::inspect(kernel, Target::Spt).map(Some)
     }
 

@@ -6,8 +6,9 @@ use std::path::Path;
 
 /// The nameserver the container would use: its /etc/resolv.conf as the
 /// spec's mounts provide it (docker, nerdctl and CRI bind-mount one over
-/// the image's), else the rootfs's own, with symlinks resolved inside the
-/// rootfs (an image's absolute link must not read the host's file).
+/// the image's), else the rootfs's own, resolved inside the rootfs and read
+/// from the file found ([`crate::rootfs::open_in_root`]: an image's link,
+/// absolute or swapped in meanwhile, must not read the host's file).
 pub fn container_nameserver(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Option<Ipv4Addr> {
     let mounted = spec.mounts().as_ref().and_then(|ms| {
         ms.iter()
@@ -20,16 +21,19 @@ pub fn container_nameserver(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Op
             .and_then(|m| m.source().clone())
             .filter(|s| s.is_absolute())
     });
-    match mounted {
-        Some(src) => nameserver(&src),
-        None => nameserver(&crate::rootfs::resolve_in_root(rootfs, "/etc/resolv.conf").ok()?),
-    }
+    let text = match mounted {
+        Some(src) => std::fs::read_to_string(src).ok()?,
+        None => {
+            let f = crate::rootfs::open_in_root(rootfs, "/etc/resolv.conf").ok()?;
+            std::io::read_to_string(&f.file).ok()?
+        }
+    };
+    nameserver(&text)
 }
 
-/// First IPv4 nameserver in a resolv.conf.
-pub fn nameserver(resolv_conf: &Path) -> Option<Ipv4Addr> {
-    std::fs::read_to_string(resolv_conf)
-        .ok()?
+/// First IPv4 nameserver in a resolv.conf's text.
+pub fn nameserver(resolv_conf: &str) -> Option<Ipv4Addr> {
+    resolv_conf
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
         .find_map(|v| v.trim().parse().ok())

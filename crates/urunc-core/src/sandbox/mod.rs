@@ -24,7 +24,7 @@ use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What the waiting process needs, all in memory from `create`.
 pub struct Launch<'a> {
@@ -294,11 +294,17 @@ fn start_monitor(
             tap: &tap,
             dns,
         });
+        // The files resolved at `create` reach the monitor as detached
+        // mounts attached in the sandbox where `create` could make them,
+        // else as the descriptors themselves (see `plan::View`).
+        let files = u.boot_files();
+        let attached = entered.new_mount && files.iter().all(|f| f.file.tree.is_some());
         let view = if entered.new_mount {
             View::Sandbox {
                 rootfs: root::ROOTFS.into(),
                 work: root::WORK.into(),
                 shares: Some(root::SHARES.into()),
+                boot: attached.then(|| root::BOOT.into()),
             }
         } else {
             // No mount namespace: host paths as they are, and files the
@@ -308,6 +314,7 @@ fn start_monitor(
                 rootfs: u.rootfs.clone(),
                 work: l.state_dir.path.join(crate::state::SANDBOX_DIR),
                 shares: None,
+                boot: None,
             }
         };
         let launch = plan::plan(u, &view, net.as_ref())?;
@@ -331,6 +338,14 @@ fn start_monitor(
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false);
+            let attach: Vec<(PathBuf, &OwnedFd, bool)> = files
+                .iter()
+                .filter(|_| attached)
+                .filter_map(|f| {
+                    let tree = f.file.tree.as_ref()?;
+                    Some((Path::new(root::BOOT).join(f.name), tree, f.readonly))
+                })
+                .collect();
             root::enter(&root::RootRequest {
                 mountpoint: &l.state_dir.path.join(crate::state::SANDBOX_DIR),
                 rootfs: &u.rootfs,
@@ -341,6 +356,7 @@ fn start_monitor(
                 files: &launch.command.files,
                 shares: &u.shares,
                 helpers: u.virtiofsd.as_slice(),
+                attach: &attach,
             })?;
         } else {
             for (p, data) in &launch.command.files {
@@ -374,6 +390,17 @@ fn start_monitor(
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         };
+        // ...but the resolved files the monitor is given as
+        // /proc/self/fd/<n> (nothing was attached for it).
+        if !attached {
+            for f in &files {
+                nix::fcntl::fcntl(
+                    f.file.file.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )
+                .ctx(|| format!("handing {} to the monitor", f.file.path.display()))?;
+            }
+        }
         let _ = conn.write_all(EXEC_MARK.as_bytes());
         if let Some(f) = &filter {
             seccompiler::apply_filter(f).map_err(|e| {

@@ -1,12 +1,14 @@
 //! The monitor's root: a fresh tmpfs holding only what the monitor needs —
 //! read-only binds of the host's `/usr` (binary, libraries, firmware), the
 //! dynamic linker cache, the device nodes it opens, `/proc`, and the
-//! container rootfs at [`ROOTFS`]. Nothing is written into the container's
+//! container rootfs at [`ROOTFS`], and the files the metadata names, as
+//! resolved at `create`, at [`BOOT`]. Nothing is written into the container's
 //! rootfs, and everything disappears with the container's mount namespace
 //! when the monitor exits, so `delete` has nothing to undo here.
 
 use crate::error::{Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Where the container rootfs appears inside the sandbox.
@@ -15,6 +17,14 @@ pub const ROOTFS: &str = "/rootfs";
 pub const WORK: &str = "/run/urunc";
 /// Where volumes shared with the guest are bound: `<SHARES>/<tag>`.
 pub const SHARES: &str = "/run/urunc/shares";
+/// Where the files resolved at `create` (kernel, initrd, disk image) are
+/// attached: `<BOOT>/<name>` (see [`detach`]).
+pub const BOOT: &str = "/run/urunc/boot";
+
+// linux/include/uapi/linux/mount.h (Linux 5.2): open_tree(2) and
+// move_mount(2) flags.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 const NONE: Option<&str> = None;
 
@@ -48,6 +58,75 @@ pub struct RootRequest<'a> {
     pub shares: &'a [crate::shares::Share],
     /// Other executables started in the sandbox (virtiofsd).
     pub helpers: &'a [PathBuf],
+    /// Detached mounts made by [`detach`] at `create`, attached at
+    /// (path inside the sandbox, read-only).
+    pub attach: &'a [(PathBuf, &'a OwnedFd, bool)],
+}
+
+/// A detached bind mount of the open file `file` (`open_tree(2)` with
+/// `OPEN_TREE_CLONE`, Linux 5.2), made at `create` in the mount namespace
+/// the file was resolved in. The sandbox attaches it in the container's
+/// own mount namespace with `move_mount(2)` ([`enter`]); a bind mount of
+/// `/proc/self/fd/N` cannot do that, since its source must be a mount of
+/// the caller's namespace (`EINVAL` otherwise, fs/namespace.c
+/// `__do_loopback`), while a detached mount may be attached in any.
+pub fn detach(file: &impl AsRawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: open_tree takes a descriptor, a NUL-terminated path and
+    // flags, and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open_tree just returned this descriptor; it is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches the detached mount `tree` on `dst` (an empty file made here,
+/// in the sandbox's own tmpfs), read-only when asked.
+fn attach(tree: &OwnedFd, dst: &Path, readonly: bool) -> Result<()> {
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent)
+            .ctx(|| format!("sandbox: creating {}", parent.display()))?;
+    }
+    std::fs::File::create(dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
+    let c = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())
+        .map_err(|_| crate::error::Error::msg(format!("sandbox: {} has a NUL", dst.display())))?;
+    // SAFETY: move_mount takes two (descriptor, NUL-terminated path) pairs
+    // and flags; both strings outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r != 0 {
+        return Err(crate::error::Error::sys(
+            format!("sandbox: attaching a resolved file on {}", dst.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if readonly {
+        mount(
+            NONE,
+            dst,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            NONE,
+        )
+        .ctx(|| format!("sandbox: making {} read-only", dst.display()))?;
+    }
+    Ok(())
 }
 
 fn bind(src: &Path, dst: &Path, readonly: bool, recursive: bool) -> Result<()> {
@@ -216,6 +295,9 @@ pub fn enter(req: &RootRequest) -> Result<()> {
         req.rootfs_readonly,
         true,
     )?;
+    for (p, tree, readonly) in req.attach {
+        attach(tree, &inside(root, p), *readonly)?;
+    }
     for s in req.shares.iter().filter(|s| !s.is_rootfs()) {
         let dst = inside(root, &Path::new(SHARES).join(&s.tag));
         std::fs::create_dir_all(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;

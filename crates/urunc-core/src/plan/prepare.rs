@@ -1,20 +1,17 @@
-//! The pure stage: everything urunc decides, decided without touching the
-//! system. [`prepare`] validates the bundle and metadata at `create` (so
-//! that bad input fails before anything exists); [`plan`] adds the facts
-//! only known at `start` (the container's network) and yields a
-//! [`LaunchPlan`], a plain value that `sandbox` applies.
+//! What `create` learns: [`prepare`] validates the bundle and metadata
+//! (so that bad input fails before anything exists) and resolves the files
+//! the metadata names, once, to open files ([`crate::rootfs`]); the
+//! [`Unikernel`] it yields is what [`super::plan`] plans from.
 
 use crate::compat;
 use crate::config::{Config, MonitorConfig};
 use crate::disk;
 use crate::error::{MetadataError, PlanError};
-use crate::guest::{self, Guest, GuestArgs, GuestBlock, GuestNet, GuestShare};
+use crate::guest::{self, Guest};
 use crate::metadata::{self, Metadata};
-use crate::monitor::solo5_manifest::DeviceKind;
-use crate::monitor::{self, Manifest, Monitor, MonitorCommand, MonitorRequest, MonitorShare, Nic};
-use crate::network::NetFacts;
-use crate::rootfs::resolve_in_root;
-use crate::shares::{self, FsDaemon, Share, ShareFs};
+use crate::monitor::{self, Manifest, Monitor};
+use crate::rootfs::{open_in_root, Refused, RootFile};
+use crate::shares::{self, Share, ShareFs};
 use crate::storage::{self, BlockRootfs};
 use oci_spec::runtime::Spec;
 use std::net::Ipv4Addr;
@@ -28,10 +25,13 @@ pub struct Unikernel {
     pub monitor_config: MonitorConfig,
     /// Host path of the container rootfs.
     pub rootfs: PathBuf,
-    /// Host paths, resolved inside the rootfs.
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
-    pub block: Option<PathBuf>,
+    /// The files the metadata names, each resolved once inside the rootfs
+    /// and held open: the monitor gets these files, never their names
+    /// again (see [`Unikernel::boot_files`]).
+    pub kernel: RootFile,
+    pub initrd: Option<RootFile>,
+    /// The disk image (`block`); a `useDMBlock` disk is `block_rootfs`.
+    pub block: Option<RootFile>,
     pub block_mount_point: Option<String>,
     /// The disk is given read-only: the spec's `root.readonly` is set.
     pub block_readonly: bool,
@@ -49,7 +49,7 @@ pub struct Unikernel {
     /// devices the unikernel declares), see [`Monitor::inspect`].
     pub manifest: Option<Manifest>,
     /// `useDMBlock`: the block device behind the rootfs, handed to the guest
-    /// as its disk (then also in `block`); see [`crate::storage`].
+    /// as its disk (`block` is then `None`); see [`crate::storage`].
     pub block_rootfs: Option<BlockRootfs>,
     /// Shared directories: the rootfs (`mountRootfs`, tag `fs0`) and the
     /// spec's volumes (`fs1`..); see [`crate::shares`].
@@ -65,32 +65,31 @@ impl std::fmt::Debug for Unikernel {
         f.debug_struct("Unikernel")
             .field("guest", &self.guest.name())
             .field("monitor", &self.monitor.name())
-            .field("kernel", &self.kernel)
+            .field("kernel", &self.kernel.path)
             .finish_non_exhaustive()
     }
 }
 
+/// The file `key` names, resolved inside the rootfs and opened (see
+/// [`crate::rootfs`]); errors name the key and the path.
 fn resolve_file(
     rootfs: &Path,
     md: &Metadata,
     key: &str,
     value: &str,
-) -> Result<PathBuf, MetadataError> {
-    let p = resolve_in_root(rootfs, value).map_err(|e| MetadataError::invalid(key, e))?;
-    match std::fs::metadata(&p) {
-        Ok(m) if m.is_file() => Ok(p),
-        Ok(_) => Err(MetadataError::invalid(
+) -> Result<RootFile, MetadataError> {
+    open_in_root(rootfs, value).map_err(|e| {
+        MetadataError::invalid(
             key,
-            format!("{value:?} is not a regular file in the rootfs"),
-        )),
-        Err(_) => Err(MetadataError::invalid(
-            key,
-            format!(
-                "{value:?} does not exist in the rootfs{}",
-                md.base64_hint(key, value)
-            ),
-        )),
-    }
+            match e {
+                Refused::Missing => format!(
+                    "{value:?} does not exist in the rootfs{}",
+                    md.base64_hint(key, value)
+                ),
+                Refused::Problem(p) => format!("{value:?} {p}"),
+            },
+        )
+    })
 }
 
 /// Validates metadata against the bundle and config.
@@ -173,7 +172,7 @@ pub fn prepare(
         .as_deref()
         .map(|v| resolve_file(rootfs, md, KEY_INITRD, v))
         .transpose()?;
-    let mut block = md
+    let block = md
         .block
         .as_deref()
         .map(|v| resolve_file(rootfs, md, KEY_BLOCK, v))
@@ -188,18 +187,27 @@ pub fn prepare(
         }
         let b = storage::find_block_rootfs(rootfs)
             .map_err(|e| MetadataError::invalid(KEY_USE_DM_BLOCK, e))?;
-        block = Some(b.device.clone());
         Some(b)
     } else {
         None
     };
-    let block_readonly = disk::check(spec, guest, mon, block.as_deref(), block_rootfs.as_ref())?;
-    // The monitor says what is wrong with the file; the key and the path
-    // are added here, once for every monitor.
-    let manifest = mon.inspect(&kernel).map_err(|problem| PlanError::Monitor {
-        monitor: hv.into(),
-        problem: format!("key {KEY_BINARY}: kernel {} {problem}", kernel.display()),
-    })?;
+    let disk_path = block
+        .as_ref()
+        .map(|f| f.path.as_path())
+        .or(block_rootfs.as_ref().map(|b| b.device.as_path()));
+    let block_readonly = disk::check(spec, guest, mon, disk_path, block_rootfs.as_ref())?;
+    // The monitor reads the file that was resolved (the one it will get)
+    // and says what is wrong with it; the key and the path are added here,
+    // once for every monitor.
+    let manifest = mon
+        .inspect(&kernel.file)
+        .map_err(|problem| PlanError::Monitor {
+            monitor: hv.into(),
+            problem: format!(
+                "key {KEY_BINARY}: kernel {} {problem}",
+                kernel.path.display()
+            ),
+        })?;
     let monitor_binary =
         monitor::find_binary(mon, &mcfg).map_err(|problem| PlanError::Monitor {
             monitor: hv.into(),
@@ -363,240 +371,73 @@ fn plan_shares(
     Ok((out, fs))
 }
 
-/// How host paths appear to the monitor.
-#[derive(Debug, Clone)]
-pub enum View {
-    /// The monitor sees the host's paths (no mount namespace).
-    Host,
-    /// The monitor runs in a sandbox root where the container rootfs is
-    /// mounted at this path, and its own work directory at `work`.
-    /// Volumes are bound at `<shares>/<tag>`; `None`: at their host paths.
-    Sandbox {
-        rootfs: PathBuf,
-        work: PathBuf,
-        shares: Option<PathBuf>,
-    },
-}
-
-/// The container's network as `start` found it.
-#[derive(Debug, Clone)]
-pub struct NetInput<'a> {
-    pub facts: &'a NetFacts,
-    pub tap: &'a str,
-    pub dns: Option<Ipv4Addr>,
-}
-
-/// The monitor's launch and what must exist for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchPlan {
-    pub command: MonitorCommand,
-    pub nic: Option<Nic>,
-    pub guest_net: Option<GuestNet>,
-    /// virtiofsd instances to start before the monitor (virtio-fs shares).
-    pub fs_daemons: Vec<FsDaemon>,
+/// A file the monitor gets: one the metadata names, as resolved at
+/// `create` (see [`Unikernel::boot_files`]).
+pub struct BootFile<'a> {
+    /// Its name in the sandbox's boot directory (see [`View::Sandbox`]).
+    pub name: &'static str,
+    pub file: &'a RootFile,
+    /// Given read-only: the kernel and initrd always, the disk with
+    /// `root.readonly`.
+    pub readonly: bool,
 }
 
 impl Unikernel {
+    /// The files the monitor gets, as resolved at `create`: the kernel,
+    /// the initrd and the disk image, whichever there are.
+    pub fn boot_files(&self) -> Vec<BootFile<'_>> {
+        let mut v = vec![BootFile {
+            name: "kernel",
+            file: &self.kernel,
+            readonly: true,
+        }];
+        if let Some(f) = &self.initrd {
+            v.push(BootFile {
+                name: "initrd",
+                file: f,
+                readonly: true,
+            });
+        }
+        if let Some(f) = &self.block {
+            v.push(BootFile {
+                name: "disk",
+                file: f,
+                readonly: self.block_readonly,
+            });
+        }
+        v
+    }
+
     /// `useDMBlock`: hands the block device behind the rootfs to the guest
     /// ([`storage::hand_over`]) and points the rootfs, kernel and initrd at
-    /// the copies kept in `state_dir`. Nothing to do without one.
+    /// copies kept in `state_dir`, made from the files resolved at
+    /// `prepare` (whose descriptors must be closed before the rootfs can
+    /// be unmounted). Nothing to do without one.
     pub fn hand_over_block(&mut self, state_dir: &Path) -> crate::error::Result<()> {
         let Some(b) = &self.block_rootfs else {
             return Ok(());
         };
-        let files = storage::BootFiles {
-            rootfs: self.rootfs.clone(),
-            kernel: self.kernel.clone(),
-            initrd: self.initrd.clone(),
+        let files: Vec<&RootFile> = std::iter::once(&self.kernel)
+            .chain(self.initrd.as_ref())
+            .collect();
+        let kept = storage::keep_aside(&self.rootfs, &files, state_dir)?;
+        // The copies are urunc's own, in the state directory.
+        let reopen = |f: &RootFile| {
+            let rel = f.path.strip_prefix(&self.rootfs).unwrap_or(&f.path);
+            open_in_root(&kept, &rel.to_string_lossy()).map_err(|e| {
+                crate::error::Error::msg(format!(
+                    "useDMBlock: the copy of {} in {}: {e:?}",
+                    f.path.display(),
+                    kept.display()
+                ))
+            })
         };
-        let kept = storage::hand_over(b, &files, state_dir)?;
-        self.rootfs = kept.rootfs;
-        self.kernel = kept.kernel;
-        self.initrd = kept.initrd;
+        let kernel = reopen(&self.kernel)?;
+        let initrd = self.initrd.as_ref().map(reopen).transpose()?;
+        self.kernel = kernel;
+        self.initrd = initrd;
+        storage::hand_over(b, state_dir)?;
+        self.rootfs = kept;
         Ok(())
     }
-
-    fn in_view(&self, view: &View, host: &Path) -> PathBuf {
-        match view {
-            View::Host => host.to_path_buf(),
-            View::Sandbox { rootfs, .. } => {
-                rootfs.join(host.strip_prefix(&self.rootfs).unwrap_or(host))
-            }
-        }
-    }
-}
-
-/// Plans once at `create`, so that errors in the user's input surface
-/// before anything exists. Whether the container has a network is only
-/// known at `start`; a kernel that declares a network device is planned
-/// with a stand-in one (documentation addresses) so that the rest of its
-/// command line is still checked.
-pub fn validate(u: &Unikernel) -> Result<LaunchPlan, PlanError> {
-    let wants_net = u
-        .manifest
-        .as_ref()
-        .is_some_and(|m| m.of_kind(DeviceKind::Net).next().is_some());
-    if !wants_net {
-        return plan(u, &View::Host, None);
-    }
-    let facts = NetFacts {
-        ifname: "eth0".into(),
-        ifindex: 2,
-        ip: Ipv4Addr::new(192, 0, 2, 2),
-        prefix: 24,
-        gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
-        mac: [0x02, 0, 0, 0, 0, 2],
-        mtu: 1500,
-    };
-    let probe = NetInput {
-        facts: &facts,
-        tap: "urunc-probe",
-        dns: None,
-    };
-    plan(u, &View::Host, Some(&probe))
-}
-
-/// Builds the monitor's command line. Pure: no system access.
-pub fn plan(u: &Unikernel, view: &View, net: Option<&NetInput>) -> Result<LaunchPlan, PlanError> {
-    // A kernel that declares its devices (Solo5) gets only those: a network
-    // or disk it does not declare is left out, of its command line too.
-    let declares = |kind| {
-        u.manifest
-            .as_ref()
-            .is_none_or(|m| m.of_kind(kind).next().is_some())
-    };
-    let net = match net {
-        Some(_) if !declares(DeviceKind::Net) => {
-            crate::log::warn(&format!(
-                "kernel {} declares no network device: the container's network is not handed to it",
-                u.kernel.display()
-            ));
-            None
-        }
-        n => n,
-    };
-    let disk = match &u.block {
-        Some(b) if !declares(DeviceKind::Block) => {
-            crate::log::warn(&format!(
-                "kernel {} declares no block device: its disk {} is not handed to it",
-                u.kernel.display(),
-                b.display()
-            ));
-            None
-        }
-        b => b.as_ref(),
-    };
-    let guest_net = net.map(|n| GuestNet {
-        ip: n.facts.ip,
-        prefix: n.facts.prefix,
-        gateway: n.facts.gateway,
-        dns: n.dns.or(Some(u.dns_fallback)),
-    });
-    let nic = net.map(|n| Nic {
-        tap: n.tap.to_string(),
-        mac: n.facts.mac,
-    });
-    let block = disk.map(|_| GuestBlock {
-        mount_point: u.block_mount_point.clone(),
-        readonly: u.block_readonly,
-    });
-    let guest_shares: Vec<GuestShare> = u
-        .shares
-        .iter()
-        .map(|s| GuestShare {
-            tag: s.tag.clone(),
-            mount_point: s.mount_point.clone(),
-            readonly: s.readonly,
-            fs: u.share_fs,
-        })
-        .collect();
-    let monitor_shares: Vec<MonitorShare> = u
-        .shares
-        .iter()
-        .map(|s| MonitorShare {
-            tag: s.tag.clone(),
-            path: match view {
-                View::Sandbox { rootfs, .. } if s.is_rootfs() => rootfs.clone(),
-                View::Sandbox {
-                    shares: Some(dir), ..
-                } => dir.join(&s.tag),
-                _ => s.source.clone(),
-            },
-            readonly: s.readonly,
-            fs: u.share_fs,
-        })
-        .collect();
-    let gargs = GuestArgs {
-        app: &u.app,
-        env: &u.env,
-        net: guest_net.as_ref(),
-        initrd: u.initrd.is_some(),
-        block: block.as_ref(),
-        shares: &guest_shares,
-        version: u.version.as_deref(),
-        monitor: u.monitor.name(),
-    };
-    let mut words = u.guest.words(&gargs).map_err(|problem| PlanError::Guest {
-        guest: u.guest.name().into(),
-        problem,
-    })?;
-    // Extra kernel parameters from the config go before the application's
-    // own arguments.
-    let at = words.iter().position(|w| w == "--").unwrap_or(words.len());
-    words.splice(at..at, u.monitor_config.extra_guest_args.iter().cloned());
-
-    let kernel = u.in_view(view, &u.kernel);
-    let initrd = u.initrd.as_ref().map(|p| u.in_view(view, p));
-    let blk = disk.map(|p| u.in_view(view, p));
-    let work = match view {
-        View::Host => PathBuf::from("/tmp"),
-        View::Sandbox { work, .. } => work.clone(),
-    };
-    let req = MonitorRequest {
-        binary: &u.monitor_binary,
-        kernel: &kernel,
-        initrd: initrd.as_deref(),
-        block_readonly: u.block_readonly,
-        block: blk.as_deref(),
-        shares: &monitor_shares,
-        guest_words: &words,
-        needs: u.guest.needs(),
-        memory_mib: u.memory_mib,
-        vcpus: u.vcpus,
-        nic: nic.as_ref(),
-        seccomp: u.seccomp,
-        config: &u.monitor_config,
-        work_dir: &work,
-        manifest: u.manifest.as_ref(),
-    };
-    let mut command = u
-        .monitor
-        .command(&req)
-        .map_err(|problem| PlanError::Monitor {
-            monitor: u.monitor.name().into(),
-            problem,
-        })?;
-    // The rootfs's own block device is opened by the monitor as a node.
-    if let (Some(b), Some(_)) = (&u.block_rootfs, disk) {
-        if !command.devices.contains(&b.device) {
-            command.devices.push(b.device.clone());
-        }
-    }
-    let fs_daemons = match &u.virtiofsd {
-        Some(bin) => monitor_shares
-            .iter()
-            .filter(|s| s.fs == ShareFs::VirtioFs)
-            .map(|s| FsDaemon {
-                argv: shares::virtiofsd_argv(bin, &s.path, &u.monitor_config.virtiofsd_options),
-                socket: shares::virtiofs_socket(&work, &s.tag),
-            })
-            .collect(),
-        None => vec![],
-    };
-    Ok(LaunchPlan {
-        command,
-        nic,
-        guest_net,
-        fs_daemons,
-    })
 }
