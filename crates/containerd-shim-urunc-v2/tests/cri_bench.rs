@@ -9,7 +9,9 @@
 //! `URUNC_CRI_BENCH_LINUX=1` as well, the fixtures' Linux guest on QEMU TCG
 //! (`nc` on 8080; seconds of TCG boot). Same harness as cri.rs: a private
 //! containerd with CRI, the CNI bridge, our pause image (delegated to
-//! runc for both pods).
+//! runc for both pods). A third pod, busybox under handler `urunc` (the
+//! shim delegates it to runc), shows what the shim adds apart from the
+//! unikernel.
 
 #[path = "support/cri_env.rs"]
 mod cri_env;
@@ -24,6 +26,9 @@ use std::time::{Duration, Instant};
 use harness::{Cri, Engine};
 use k8s_cri::v1::{ContainerConfig, PodSandboxConfig};
 use steps::*;
+
+/// The reference pods' server.
+const RUNC_NC: &str = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
 
 /// A kind of pod in the benchmark.
 struct Kind {
@@ -168,15 +173,21 @@ fn pod_start_benchmark() {
             }),
         });
     }
+    // The same busybox in a pod of handler urunc (the shim delegates it to
+    // runc): what the urunc shim costs a pod apart from the unikernel.
+    kinds.push(Kind {
+        label: "urunc-handler busybox nc",
+        handler: "urunc",
+        port: 8080,
+        want: "hello from runc",
+        make: Box::new(|c, name| (c.pod_config(name, &[]), busybox("web", RUNC_NC))),
+    });
     kinds.push(Kind {
         label: "runc busybox nc",
         handler: "runc",
         port: 8080,
         want: "hello from runc",
-        make: Box::new(|c, name| {
-            let server = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
-            (c.pod_config(name, &[]), busybox("web", server))
-        }),
+        make: Box::new(|c, name| (c.pod_config(name, &[]), busybox("web", RUNC_NC))),
     });
 
     let mut marks: Vec<Vec<Marks>> = kinds.iter().map(|_| vec![]).collect();
