@@ -30,6 +30,9 @@ use steps::*;
 /// The reference pods' server.
 const RUNC_NC: &str = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
 
+/// The pod's and the container's config for a pod name.
+type MakeConfigs = Box<dyn Fn(&Cri, &str) -> (PodSandboxConfig, ContainerConfig)>;
+
 /// A kind of pod in the benchmark.
 struct Kind {
     label: &'static str,
@@ -37,7 +40,7 @@ struct Kind {
     port: u16,
     want: &'static str,
     /// The pod's and the container's config for pod `name`.
-    make: Box<dyn Fn(&Cri, &str) -> (PodSandboxConfig, ContainerConfig)>,
+    make: MakeConfigs,
 }
 
 /// When each step had returned, from the RunPodSandbox call.
