@@ -7,7 +7,9 @@
 #
 #   Solo5 spt / Solo5 hvt   tests/fixtures/solo5-ping's http fixture (a
 #                           stateless TCP/HTTP responder, see http.c) through
-#                           `urunc` (MirageOS on spt, hvt with /dev/kvm)
+#                           `urunc` (MirageOS on spt, hvt with /dev/kvm); spt
+#                           a second time in shared mode (the pod IP stays
+#                           on eth0, nftables DNAT to the guest's /30)
 #   QEMU virtio-net         the same fixture built for Solo5's virtio target,
 #                           vhost-net off, then on (`[monitors.qemu] vhost`;
 #                           "not measurable" without /dev/vhost-net). QEMU
@@ -92,8 +94,9 @@ mkpod() {
 
 BODY='hello from urunc solo5-http'
 ns='{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}'
-# A urunc bundle for fixture FILE on HYPERVISOR in pod I.
-ubundle() { # I HYPERVISOR FILE
+# A urunc bundle for fixture FILE on HYPERVISOR in pod I (EXTRA: more
+# annotations, JSON members).
+ubundle() { # I HYPERVISOR FILE [EXTRA]
 	local b=$W/b$1
 	mkdir -p "$b/rootfs/unikernel"
 	cp "$W/fx/$3" "$b/rootfs/unikernel/http"
@@ -102,7 +105,7 @@ ubundle() { # I HYPERVISOR FILE
  "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": [], "env": [], "cwd": "/"},
  "root": {"path": "rootfs"},
  "annotations": {"com.urunc.unikernel.unikernelType": "mirage", "com.urunc.unikernel.hypervisor": "$2",
-                 "com.urunc.unikernel.binary": "/unikernel/http"},
+                 "com.urunc.unikernel.binary": "/unikernel/http"${4:+, $4}},
  "linux": {"namespaces": [$ns, {"type": "network", "path": "/var/run/netns/unp$$p$1"}],
            "resources": {"memory": {"limit": 67108864}}, "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}
 JSON
@@ -112,10 +115,10 @@ JSON
 # Rows: NAME|ADDRESS. Up one after another; a server that does not come up
 # is an error.
 ROWS=()
-start_urunc() { # I HYPERVISOR FILE NAME [CONFIG]
+start_urunc() { # I HYPERVISOR FILE NAME [CONFIG [EXTRA]]
 	local b id=np$1
 	mkpod "$1"
-	b=$(ubundle "$1" "$2" "$3")
+	b=$(ubundle "$1" "$2" "$3" "${6:-}")
 	printf '%s' "${5:-}" >"$W/c$1.toml"
 	UIDS+=("$id")
 	URUNC_CONFIG=$W/c$1.toml "$URUNC" --root "$W/state" create --bundle "$b" "$id" >"$W/$id.out" 2>&1 </dev/null ||
@@ -126,9 +129,13 @@ start_urunc() { # I HYPERVISOR FILE NAME [CONFIG]
 	grep -q "URUNC-SOLO5-HTTP port" "$W/$id.out" || { say "$4 did not come up: $(tail -5 "$W/$id.out")"; exit 1; }
 	ROWS+=("$4|10.204.$1.2")
 }
-start_urunc 1 spt http.spt "Solo5 spt"
+start_urunc 1 spt http.spt "Solo5 spt (tap + tc)"
+# Shared mode: the pod IP stays on eth0; nftables DNATs port 80 to the
+# guest's /30 on its tap.
+start_urunc 5 spt http.spt "Solo5 spt, shared mode (tap + nftables DNAT)" "" \
+	'"com.urunc.network.mode": "shared", "com.urunc.network.ports": "80/tcp"'
 if command -v solo5-hvt >/dev/null && [ -e /dev/kvm ]; then
-	start_urunc 2 hvt http.hvt "Solo5 hvt (KVM)"
+	start_urunc 2 hvt http.hvt "Solo5 hvt (KVM; tap + tc)"
 else
 	say "Solo5 hvt row left out: no solo5-hvt or /dev/kvm"
 fi
@@ -139,13 +146,13 @@ accel = \"$ACCEL\"
 machine = \"pc\"
 cpu = \"max\"
 "
-	start_urunc 3 qemu http.virtio "QEMU ($ACCEL) virtio-net, vhost off" "${qc}vhost = false
+	start_urunc 3 qemu http.virtio "QEMU ($ACCEL) virtio-net, vhost off (tap + tc)" "${qc}vhost = false
 "
 	if [ -c /dev/vhost-net ]; then
-		start_urunc 4 qemu http.virtio "QEMU ($ACCEL) virtio-net, vhost on" "${qc}vhost = true
+		start_urunc 4 qemu http.virtio "QEMU ($ACCEL) virtio-net, vhost on (tap + tc)" "${qc}vhost = true
 "
 	else
-		VHOST_NOTE="QEMU ($ACCEL) virtio-net, vhost on|not measurable here: no /dev/vhost-net"
+		VHOST_NOTE="QEMU ($ACCEL) virtio-net, vhost on (tap + tc)|not measurable here: no /dev/vhost-net"
 	fi
 else
 	say "QEMU rows left out: no qemu-system-x86_64"
@@ -210,7 +217,7 @@ if [ -n "$MD" ]; then
 		a=$(medf <<<"${RPS[$r]}") p=$(medf <<<"${P99[$r]}") fl=
 		[ "${FAIL[$r]}" = 0 ] || fl=", ${FAIL[$r]} requests failed"
 		printf '| %s | %s | %s | %s | %s |\n' \
-			"$what: solo5-http fixture on ${r%%|*} via urunc (tap + tc)$fl" \
+			"$what: solo5-http fixture on ${r%%|*} via urunc$fl" \
 			"$(f0 "$a") req/s, p99 $(f2 "$p") ms" \
 			"runc busybox httpd on a veth: $(f0 "$rr") req/s, p99 $(f2 "$rp") ms" \
 			"$(ratio "$a" "$rr") req/s, $(ratio "$p" "$rp") p99" "—"
