@@ -23,9 +23,9 @@
 # of the machine slows every row alike; the figures are medians over rounds.
 # ab's p99 comes from its -e CSV (sub-millisecond resolution).
 #
-#   bench/netpath.sh [-n REQUESTS] [-c CONCURRENCY] [-k ROUNDS] [-m]
+#   bench/netpath.sh [-n REQUESTS] [-c CONCURRENCY] [-k ROUNDS] [-t SECONDS] [-m]
 #     -n  requests per ab run (default 5000)   -c  ab's concurrency (default 8)
-#     -k  rounds (default 3)
+#     -k  rounds (default 3)                    -t  at most this long per ab run (default 5)
 #     -m  print only bench/all.sh's table rows (what | urunc | reference | ratio | target)
 #
 # Needs root, ip, tc, ab, curl, runc, busybox (static), solo5-spt, the Solo5
@@ -33,10 +33,10 @@
 # solo5-hvt rows are left out without them. URUNC=<path> picks urunc
 # (default target/debug/urunc, built when absent).
 set -euo pipefail
-N=5000 C=8 K=3 MD=
-while getopts n:c:k:m o; do
+N=5000 C=8 K=3 T=5 MD=
+while getopts n:c:k:t:m o; do
 	case $o in
-	n) N=$OPTARG ;; c) C=$OPTARG ;; k) K=$OPTARG ;; m) MD=1 ;;
+	n) N=$OPTARG ;; c) C=$OPTARG ;; k) K=$OPTARG ;; t) T=$OPTARG ;; m) MD=1 ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 2 ;;
 	esac
 done
@@ -190,10 +190,12 @@ for r in "${ROWS[@]}" "$REF"; do
 	}
 done
 
-# ab: "RPS P99MS FAILED" (FAILED: failed + non-2xx).
+# ab: "RPS P99MS FAILED" (FAILED: failed + non-2xx). -n after -t: N
+# requests or T seconds, whichever comes first (a slow row, e.g. hvt under
+# nested KVM, stops at T).
 ab_run() {
 	local out
-	out=$(ip netns exec "$PEER" ab -q -n "$N" -c "$C" -e "$W/ab.csv" "http://$1/" 2>&1) || { echo "0 0 $N"; return; }
+	out=$(ip netns exec "$PEER" ab -q -t "$T" -n "$N" -c "$C" -e "$W/ab.csv" "http://$1/" 2>&1) || { echo "0 0 $N"; return; }
 	awk '/^Requests per second/ {printf "%s ", $4}' <<<"$out"
 	awk -F, '$1 == "99" {printf "%s ", $2}' "$W/ab.csv"
 	awk '/^Failed requests/ {f=$3} /^Non-2xx/ {f+=$3} END {print f+0}' <<<"$out"
@@ -211,7 +213,7 @@ rr=$(medf <<<"${RPS[$REF]}") rp=$(medf <<<"${P99[$REF]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f×", a/b; else print "-" }'; }
 f0() { awk -v a="$1" 'BEGIN{printf "%.0f", a}'; }
 f2() { awk -v a="$1" 'BEGIN{printf "%.2f", a}'; }
-what="HTTP \`ab -n $N -c $C\` from a peer netns, median of $K rounds"
+what="HTTP \`ab -n $N -c $C\` (at most ${T} s) from a peer netns, median of $K rounds"
 if [ -n "$MD" ]; then
 	for r in "${ROWS[@]}"; do
 		a=$(medf <<<"${RPS[$r]}") p=$(medf <<<"${P99[$r]}") fl=
@@ -227,7 +229,7 @@ if [ -n "$MD" ]; then
 fi
 echo
 echo "bench/netpath.sh: $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(date -u +%FT%TZ)"
-echo "ab -n $N -c $C from a peer namespace, median of $K round-robin rounds"
+echo "ab -n $N -c $C (at most $T s each) from a peer namespace, median of $K round-robin rounds"
 echo
 echo "| server | req/s | p99 ms | failed | req/s vs runc | p99 vs runc |"
 echo "|---|---|---|---|---|---|"
