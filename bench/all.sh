@@ -17,24 +17,30 @@
 #      leaves it: per container, the shim's PSS, the monitor's PSS outside
 #      the guest's memory and the guest's, from /proc/PID/smaps_rollup and
 #      smaps, beside containerd-shim-runc-v2's PSS for D busybox `sleep`s;
-#      and the start of D at once vs D × one.
+#      and the start of D at once vs D × one;
+#   5. the network data path (bench/netpath.sh): HTTP req/s and p99 from a
+#      peer namespace to the solo5-http fixture through urunc's tap + tc on
+#      spt, hvt and QEMU virtio-net (vhost off; on where /dev/vhost-net
+#      exists) vs busybox httpd in a runc container on a veth, round-robin.
 #
-#   bench/all.sh [-n RUNS] [-c CONCURRENT] [-d DENSITY] [-s SINGLES]
+#   bench/all.sh [-n RUNS] [-c CONCURRENT] [-d DENSITY] [-s SINGLES] [-p REQUESTS]
 #     -n  paired lifecycle runs per side (default 20)
 #     -c  concurrent `urunc run`s (default 100)
 #     -d  unikernels (and busybox references) up at once (default 100; 0 skips)
 #     -s  single starts timed for the "× one" references (default 10)
+#     -p  HTTP requests per ab run for the data-path rows (default 5000; 0 skips)
 #
 # Needs root, solo5-spt, runc, busybox (static), containerd + ctr +
 # containerd-shim-runc-v2, ip; perf and strace for the counting rows (the
 # rows are left out without them); the Solo5 toolchain (/opt/solo5-src) for
-# the density rows. URUNC=<path> picks the urunc binary (default: the
+# the density rows; ab (apache2-utils), curl, tc for the data-path rows
+# (QEMU rows with qemu-system-x86_64). URUNC=<path> picks the urunc binary (default: the
 # static release build, built when absent).
 set -euo pipefail
-N=20 C=100 DENS=100 S=10
-while getopts n:c:d:s: o; do
+N=20 C=100 DENS=100 S=10 REQ=5000
+while getopts n:c:d:s:p: o; do
 	case $o in
-	n) N=$OPTARG ;; c) C=$OPTARG ;; d) DENS=$OPTARG ;; s) S=$OPTARG ;;
+	n) N=$OPTARG ;; c) C=$OPTARG ;; d) DENS=$OPTARG ;; s) S=$OPTARG ;; p) REQ=$OPTARG ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 2 ;;
 	esac
 done
@@ -317,6 +323,13 @@ if [ "$DENS" -gt 0 ]; then
 	row "shim PSS per container, $DENS up at once (${#US[@]} urunc shims, ${#RS[@]} runc shims)" "$(mib "$us_avg")" "containerd-shim-runc-v2 $(mib "$rs_avg")" "$(ratio "$us_avg" "$rs_avg")" "≤ 0.30 MiB"
 	row "monitor (solo5-spt) PSS per container outside the guest's memory ($nm tenders)" "$(mib "$mon_avg")" "guest memory touched: $(mib "$g_avg")" "—" "—"
 	row "urunc processes left while $DENS containers run" "$uleft" "0" "—" "0"
+fi
+
+# ------------------------------------------------------ 5. network data path
+if [ "$REQ" -gt 0 ]; then
+	say "network data path: bench/netpath.sh -n $REQ"
+	mapfile -t NROWS < <(URUNC=$URUNC bash bench/netpath.sh -m -n "$REQ")
+	ROWS+=("${NROWS[@]}")
 fi
 
 echo

@@ -16,6 +16,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$HERE"
 bash tests/fixtures/build.sh >/dev/null
 cargo build -q -p urunc -p urunc-pack
-URUNC_CRI_BENCH_N=$N cargo test -q -p containerd-shim-urunc-v2 --test cri \
+URUNC_CRI_BENCH_N=$N cargo test -q -p containerd-shim-urunc-v2 --test cri_bench \
 	pod_start_benchmark -- --ignored --nocapture --test-threads=1 2>&1 |
-	grep -E '^(urunc|runc) pod|^pod start|SKIP'
+	grep -E '^[a-z-]+ .* pod [0-9]+:|^pod start|SKIP|^pod_start_benchmark'

@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian packages: monitors and guests (qemu, a guest kernel, busybox for the
 # test initramfs, tools to build test kernels and disks), engines (containerd,
 # runc, podman, skopeo, umoci), network tools for tests (iproute2; nftables only
-# to inspect what urunc made; apache2-utils' ab for bench/netmodes.sh), CNI
+# to inspect what urunc made; apache2-utils' ab for bench/netmodes.sh and bench/netpath.sh), CNI
 # plugins for the CRI tests (bridge, host-local, loopback), protoc (the CRI
 # client's protos are compiled at build time), and jq/curl for scripts.
 PACKAGES=(

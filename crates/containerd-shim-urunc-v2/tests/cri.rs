@@ -18,7 +18,7 @@ mod harness;
 mod steps;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::{alive, network_leftovers, wait_for, Cri, Engine};
 use k8s_cri::v1::{
@@ -401,48 +401,13 @@ fn solo5_unikernel_answers_ping_on_the_pod_ip(e: &Engine) {
         return;
     };
     let mut c = Cri::start(e, "solo5");
-    let build = c.dir.join("solo5-build");
-    let o = std::process::Command::new("bash")
-        .arg(harness::fixtures().join("../solo5-ping/build.sh"))
-        .arg(&build)
-        .output()
-        .unwrap();
-    if o.status.code() == Some(3) {
-        println!("SKIP: {test}: {}", support::text(&o.stderr).trim());
+    let image = "localhost/ucri-solo5-ping:latest";
+    if solo5_image(&mut c, test, &format!("ping.{target}"), image).is_none() {
         return;
     }
-    assert!(
-        o.status.success(),
-        "solo5-ping/build.sh: {}",
-        support::text(&o.stderr)
-    );
-    let rootfs = c.dir.join("solo5-rootfs");
-    std::fs::create_dir_all(rootfs.join("unikernel")).unwrap();
-    std::fs::copy(
-        build.join(format!("ping.{target}")),
-        rootfs.join("unikernel/app"),
-    )
-    .unwrap();
-    let image = "localhost/ucri-solo5-ping:latest";
-    let archive = support::pack_rootfs(&c.dir, &rootfs, "solo5", image, None);
-    c.import(&archive, image);
     let cfg = c.pod_config("solo5", &[]);
     let pod = run_urunc_pod(&mut c, &cfg);
-    let mut ccfg = guest(
-        "ping",
-        0,
-        image,
-        &[
-            ("com.urunc.unikernel.unikernelType", "mirage"),
-            ("com.urunc.unikernel.hypervisor", target),
-            ("com.urunc.unikernel.binary", "/unikernel/app"),
-        ],
-    );
-    ccfg.command = vec!["-l".into(), "debug".into()];
-    ccfg.args = vec![];
-    if let Some(r) = ccfg.linux.as_mut().and_then(|l| l.resources.as_mut()) {
-        r.memory_limit_in_bytes = 32 << 20;
-    }
+    let ccfg = solo5_container("ping", image, target, &["-l", "debug"]);
     let id = c.run_container(&pod, &cfg, ccfg);
     let ip = c.pod_ip(&pod);
     assert!(
@@ -477,79 +442,4 @@ fn solo5_unikernel_answers_ping_on_the_pod_ip(e: &Engine) {
     assert_eq!(c.state(&id).1, 0, "exit code");
     remove_and_check(&mut c, &pod, &id);
     remove_pod_and_check(&mut c, &pod);
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Pod start as a kubelet sees it — RunPodSandbox + CreateContainer +
-/// StartContainer until the first TCP reply from the pod IP — for the
-/// unikernel pod (QEMU TCG Linux guest) and a runc busybox pod, in the same
-/// run. Prints medians; no timing asserts. `URUNC_CRI_BENCH_N` runs each
-/// (default 5).
-#[test]
-#[ignore = "benchmark: cargo test --test cri -- --ignored --nocapture"]
-fn pod_start_benchmark() {
-    let test = "pod_start_benchmark";
-    // The containerd named by $URUNC_TEST_CONTAINERD, else Debian's.
-    let engine = match Engine::from_env() {
-        Ok(None) => Engine::debian().map(Some),
-        other => other,
-    };
-    let Some(e) = setup(test, engine) else {
-        return;
-    };
-    let n: usize = std::env::var("URUNC_CRI_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut c = Cri::start(&e, "bench");
-    let archive = harness::bare_guest_image(&c.dir, BARE);
-    c.import(&archive, BARE);
-    let bb = support::build_image(&c.dir);
-    c.import(&bb, support::IMAGE);
-    let meta = guest_metadata(true);
-    let server = "while true; do echo 'hello from runc' | busybox nc -l -p 8080; done";
-    // Per handler: time until StartContainer returned, and until the first
-    // TCP reply.
-    let (mut uk, mut rc) = ((vec![], vec![]), (vec![], vec![]));
-    for i in 0..n {
-        for (handler, out) in [("urunc", &mut uk), ("runc", &mut rc)] {
-            let name = format!("b{handler}{i}");
-            let (cfg, ccfg, want) = if handler == "urunc" {
-                let cfg = c.pod_config(&name, &refs(&meta));
-                (cfg, guest("web", 0, BARE, &[]), HELLO)
-            } else {
-                (
-                    c.pod_config(&name, &[]),
-                    busybox("web", server),
-                    "hello from runc",
-                )
-            };
-            let t = Instant::now();
-            let pod = c.run_pod(&cfg, handler).unwrap();
-            let _id = c.run_container(&pod, &cfg, ccfg);
-            let started = t.elapsed();
-            let ip = c.pod_ip(&pod);
-            let reply = c.tcp_reply(&ip, 8080, want, BOOT);
-            let took = t.elapsed();
-            assert!(reply.contains(want), "{handler}: {reply:?}");
-            out.0.push(started);
-            out.1.push(took);
-            println!("{handler} pod {i}: started {started:?}, first reply {took:?}");
-            c.stop_pod(&pod).unwrap();
-            c.remove_pod(&pod).unwrap();
-        }
-    }
-    println!(
-        "pod start, median of {n} (containerd {}): urunc (QEMU TCG Linux guest) started {:?}, \
-         first TCP reply {:?}; runc busybox started {:?}, first TCP reply {:?}",
-        e.version,
-        median(&mut uk.0),
-        median(&mut uk.1),
-        median(&mut rc.0),
-        median(&mut rc.1)
-    );
 }

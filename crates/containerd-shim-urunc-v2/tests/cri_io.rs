@@ -26,7 +26,6 @@ mod cri_env;
 #[path = "support/cri.rs"]
 mod harness;
 #[path = "support/cri_steps.rs"]
-#[allow(dead_code)]
 mod steps;
 mod support;
 

@@ -308,25 +308,6 @@ fn net_device_gets_the_containers_tap() {
     }
 }
 
-/// Runs tests/fixtures/FIXTURE/build.sh into `dir`; None (after printing
-/// SKIP) when it exits 3 (no Solo5 toolchain).
-fn build_fixture(test: &str, fixture: &str, dir: &Path) -> Option<()> {
-    let o = std::process::Command::new("bash")
-        .arg(repo_root().join(format!("tests/fixtures/{fixture}/build.sh")))
-        .arg(dir)
-        .output()
-        .unwrap();
-    if o.status.code() == Some(3) {
-        println!(
-            "SKIP: {test}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-        return None;
-    }
-    assert!(o.status.success(), "{fixture}/build.sh: {}", text(&o));
-    Some(())
-}
-
 /// Builds tests/fixtures/solo5-ping (once per test) into `dir`; None (after
 /// printing SKIP) without a Solo5 toolchain.
 fn ping_unikernel(test: &str, dir: &Path, target: &str) -> Option<PathBuf> {

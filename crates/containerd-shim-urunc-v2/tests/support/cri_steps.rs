@@ -1,7 +1,8 @@
 //! The CRI tests' kubelet-side steps and checks: the container configs a
 //! kubelet would send (the Linux fixture guest, busybox), running a pod and
 //! a container and reaching the guest on the pod IP, and what must hold
-//! after each stop and removal.
+//! after each stop and removal. Each test file uses what it needs.
+#![allow(dead_code)]
 
 use std::{
     collections::HashMap,
@@ -246,4 +247,53 @@ pub fn assert_pod_gone(c: &mut Cri, pod: &str) {
         "mounts left: {:?}",
         c.mounts_below()
     );
+}
+
+/// Builds tests/fixtures/solo5-ping (ping.*, http.*: Solo5 unikernels) and
+/// imports `file` of it (e.g. `http.spt`) as the image `image`, at
+/// /unikernel/app; None, after printing SKIP, without the Solo5 toolchain.
+pub fn solo5_image(c: &mut Cri, test: &str, file: &str, image: &str) -> Option<()> {
+    let build = c.dir.join("solo5-build");
+    let o = std::process::Command::new("bash")
+        .arg(harness::fixtures().join("../solo5-ping/build.sh"))
+        .arg(&build)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(3) {
+        println!("SKIP: {test}: {}", support::text(&o.stderr).trim());
+        return None;
+    }
+    assert!(
+        o.status.success(),
+        "solo5-ping/build.sh: {}",
+        support::text(&o.stderr)
+    );
+    let rootfs = c.dir.join(format!("solo5-rootfs-{file}"));
+    std::fs::create_dir_all(rootfs.join("unikernel")).unwrap();
+    std::fs::copy(build.join(file), rootfs.join("unikernel/app")).unwrap();
+    let archive = support::pack_rootfs(&c.dir, &rootfs, &format!("solo5-{file}"), image, None);
+    c.import(&archive, image);
+    Some(())
+}
+
+/// A container of a [`solo5_image`]: MirageOS on Solo5 `target`
+/// (metadata in the container's annotations), `command` its words after
+/// urunc's network ones, 32 MiB.
+pub fn solo5_container(name: &str, image: &str, target: &str, command: &[&str]) -> ContainerConfig {
+    let mut ccfg = guest(
+        name,
+        0,
+        image,
+        &[
+            ("com.urunc.unikernel.unikernelType", "mirage"),
+            ("com.urunc.unikernel.hypervisor", target),
+            ("com.urunc.unikernel.binary", "/unikernel/app"),
+        ],
+    );
+    ccfg.command = command.iter().map(|s| s.to_string()).collect();
+    ccfg.args = vec![];
+    if let Some(r) = ccfg.linux.as_mut().and_then(|l| l.resources.as_mut()) {
+        r.memory_limit_in_bytes = 32 << 20;
+    }
+    ccfg
 }

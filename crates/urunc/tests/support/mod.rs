@@ -240,6 +240,25 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// Runs tests/fixtures/FIXTURE/build.sh into `dir`; None (after printing
+/// SKIP) when it exits 3 (no Solo5 toolchain).
+pub fn build_fixture(test: &str, fixture: &str, dir: &Path) -> Option<()> {
+    let o = std::process::Command::new("bash")
+        .arg(repo_root().join(format!("tests/fixtures/{fixture}/build.sh")))
+        .arg(dir)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(3) {
+        println!(
+            "SKIP: {test}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+        return None;
+    }
+    assert!(o.status.success(), "{fixture}/build.sh: {}", text(&o));
+    Some(())
+}
+
 /// An OCI bundle in a temp dir.
 pub struct Bundle {
     pub dir: tempfile::TempDir,
