@@ -160,9 +160,9 @@ pub fn with_stdio(
         };
         launch(stdio, Some(&sock.path))?;
         let master = sock.receive_master()?;
-        let io_done = io::spawn_console_copy(&master, stdin, stdout)?;
+        let (io_done, stdin_writer) = io::spawn_console_copy(&master, stdin, stdout)?;
         Ok(ProcIo {
-            stdin_writer: None,
+            stdin_writer,
             console: Some(master),
             io_done: Some(io_done),
         })
