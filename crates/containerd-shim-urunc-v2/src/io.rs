@@ -180,7 +180,9 @@ fn copy_stdin(mut src: File, stop: File, writer: &StdinWriter) {
             Err(_) => return,
         };
         let Ok(mut guard) = writer.lock() else { return };
-        let written = guard.as_mut().is_some_and(|p| p.dst.write_all(&buf[..n]).is_ok());
+        let written = guard
+            .as_mut()
+            .is_some_and(|p| p.dst.write_all(&buf[..n]).is_ok());
         if !written {
             return;
         }
@@ -462,7 +464,11 @@ mod tests {
         while fds_on(&fifo) > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(fds_on(&fifo), 0, "the stdin copy thread still holds the FIFO");
+        assert_eq!(
+            fds_on(&fifo),
+            0,
+            "the stdin copy thread still holds the FIFO"
+        );
         let mut s = String::new();
         stdio.stdin.unwrap().read_to_string(&mut s).unwrap();
         assert_eq!(s, "", "the container's stdin is at EOF");

@@ -262,7 +262,10 @@ impl Tasks {
             return Err(err(Code::NOT_FOUND, format!("container {id} not found")));
         }
         st.deleting.insert(id.to_string());
-        Ok(Deleting { tasks: self, id: id.to_string() })
+        Ok(Deleting {
+            tasks: self,
+            id: id.to_string(),
+        })
     }
 
     pub fn runtime_of(&self, id: &str) -> Result<Runtime, ttrpc::Error> {
