@@ -4,9 +4,9 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{IoSliceMut, Read, Write},
+    io::{ErrorKind, IoSliceMut, Read, Write},
     os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
+        fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
         unix::{
             fs::{FileTypeExt, OpenOptionsExt},
             net::UnixListener,
@@ -25,8 +25,17 @@ use nix::{
 
 use crate::runtime::ChildStdio;
 
-/// Write end of the container's stdin pipe; `None` once closed.
-pub type StdinWriter = Arc<Mutex<Option<File>>>;
+/// Where a stdin copy thread writes (the container's stdin pipe, or the
+/// pty master), and the write end of its stop pipe: dropping it ends the
+/// thread.
+pub struct StdinPipe {
+    dst: File,
+    _stop: File,
+}
+
+/// A stdin copy's destination; `None` once closed (`close_writer`),
+/// which also stops the copy.
+pub type StdinWriter = Arc<Mutex<Option<StdinPipe>>>;
 
 /// Where a stdio path from containerd points.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,9 +110,7 @@ pub fn setup_pipes(
         Target::Null => (dev_null(false)?, None),
         Target::Path(p) => {
             let (r, w) = pipe()?;
-            let writer: StdinWriter = Arc::new(Mutex::new(Some(w)));
-            spawn_stdin_copy(PathBuf::from(p), Arc::clone(&writer));
-            (r, Some(writer))
+            (r, Some(spawn_stdin_copy(p, w)?))
         }
     };
     Ok((
@@ -116,40 +123,70 @@ pub fn setup_pipes(
     ))
 }
 
-/// Copy containerd's stdin FIFO into the container's stdin pipe until EOF,
-/// then close the pipe so that the container sees EOF too.
-fn spawn_stdin_copy(fifo: PathBuf, writer: StdinWriter) {
+/// Copy containerd's stdin FIFO `fifo` into `dst` until EOF or until the
+/// returned writer is closed, then close `dst` (the container then sees
+/// EOF on a pipe).
+///
+/// The FIFO is opened at once, without waiting for a writer: a blocking
+/// open waits for the *next* writer when containerd's has come and gone
+/// before it (ctr with an empty stdin closes its end at once), forever,
+/// and a shim serving a pod lost a thread with every such container. Its
+/// `poll` reports no hang-up until a writer has been there since the open
+/// (Linux `fifo_open`: `f_pipe` is set to the writer count only when there
+/// was none), so EOF means what the blocking open's EOF meant.
+fn spawn_stdin_copy(fifo: &str, dst: File) -> Result<StdinWriter, String> {
+    let src = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .map_err(|e| format!("open stdin {fifo}: {e}"))?;
+    let (stop, stop_w) = pipe()?;
+    let writer: StdinWriter = Arc::new(Mutex::new(Some(StdinPipe { dst, _stop: stop_w })));
+    let w = Arc::clone(&writer);
     thread::spawn(move || {
-        // Blocks until containerd opens the FIFO for writing.
-        let mut src = match File::open(&fifo) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("open stdin {}: {e}", fifo.display());
-                close_writer(&writer);
-                return;
-            }
-        };
-        let mut buf = [0u8; 4096];
-        loop {
-            match src.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut guard = match writer.lock() {
-                        Ok(g) => g,
-                        Err(_) => break,
-                    };
-                    let written = match guard.as_mut() {
-                        Some(w) => w.write_all(&buf[..n]).is_ok(),
-                        None => false,
-                    };
-                    if !written {
-                        break;
-                    }
-                }
-            }
-        }
-        close_writer(&writer);
+        copy_stdin(src, stop, &w);
+        close_writer(&w);
     });
+    Ok(writer)
+}
+
+/// The copy loop of `spawn_stdin_copy`: returns at EOF, at a read or write
+/// error, or when `stop`'s writer is gone.
+fn copy_stdin(mut src: File, stop: File, writer: &StdinWriter) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [
+            PollFd::new(src.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        if fds[1].any().unwrap_or(true) {
+            return;
+        }
+        if !fds[0].any().unwrap_or(true) {
+            continue;
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                continue
+            }
+            Err(_) => return,
+        };
+        let Ok(mut guard) = writer.lock() else { return };
+        let written = guard
+            .as_mut()
+            .is_some_and(|p| p.dst.write_all(&buf[..n]).is_ok());
+        if !written {
+            return;
+        }
+    }
 }
 
 /// Close a stdin writer (idempotent).
@@ -238,12 +275,13 @@ impl Drop for ConsoleSocket {
 
 /// Start copying between the pty master and containerd's FIFOs. The
 /// returned receiver yields once the output side has drained (the pty
-/// reports EIO after the last slave holder exited).
+/// reports EIO after the last slave holder exited); the writer, when there
+/// is a stdin, stops its copy (`CloseIO`, the exit).
 pub fn spawn_console_copy(
     master: &File,
     stdin: &str,
     stdout: &str,
-) -> Result<mpsc::Receiver<()>, String> {
+) -> Result<(mpsc::Receiver<()>, Option<StdinWriter>), String> {
     let (done_tx, done_rx) = mpsc::channel();
     let mut out = open_output(stdout)?;
     let mut m_read = master
@@ -265,24 +303,16 @@ pub fn spawn_console_copy(
         }
         let _ = done_tx.send(());
     });
-    if let Target::Path(p) = parse_target(stdin)? {
-        let p = PathBuf::from(p);
-        let mut m_write = master
-            .try_clone()
-            .map_err(|e| format!("dup pty master: {e}"))?;
-        thread::spawn(move || {
-            let Ok(mut src) = File::open(&p) else {
-                return;
-            };
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = src.read(&mut buf) {
-                if n == 0 || m_write.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    Ok(done_rx)
+    let stdin = match parse_target(stdin)? {
+        Target::Path(p) => {
+            let m_write = master
+                .try_clone()
+                .map_err(|e| format!("dup pty master: {e}"))?;
+            Some(spawn_stdin_copy(p, m_write)?)
+        }
+        Target::Null => None,
+    };
+    Ok((done_rx, stdin))
 }
 
 /// Bytes waiting in the FIFO at `path` for its reader; `None` when `path`
@@ -402,6 +432,46 @@ mod tests {
         let mut s = String::new();
         stdio.stdin.unwrap().read_to_string(&mut s).unwrap();
         assert_eq!(s, "input");
+    }
+
+    /// Descriptors of this process open on `path`.
+    fn fds_on(path: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
+            .count()
+    }
+
+    #[test]
+    fn stdin_copy_ends_when_closed_though_its_writer_came_and_went() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // What ctr with an empty stdin does before the shim opens it.
+        let r = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        drop(OpenOptions::new().write(true).open(&fifo).unwrap());
+        drop(r);
+        let (stdio, writer) = setup_pipes(fifo.to_str().unwrap(), "", "").unwrap();
+        assert_eq!(fds_on(&fifo), 1, "the copy does not hold the FIFO");
+        close_writer(&writer.unwrap());
+        // The copy thread lets go of the FIFO (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fds_on(&fifo) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            fds_on(&fifo),
+            0,
+            "the stdin copy thread still holds the FIFO"
+        );
+        let mut s = String::new();
+        stdio.stdin.unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "", "the container's stdin is at EOF");
     }
 
     #[test]

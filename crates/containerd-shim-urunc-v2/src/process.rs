@@ -2,7 +2,7 @@
 //! state and stdio, and exits that arrived before their process was known.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     fs::File,
     path::{Path, PathBuf},
     sync::{mpsc, Arc},
@@ -160,9 +160,9 @@ pub fn with_stdio(
         };
         launch(stdio, Some(&sock.path))?;
         let master = sock.receive_master()?;
-        let io_done = io::spawn_console_copy(&master, stdin, stdout)?;
+        let (io_done, stdin_writer) = io::spawn_console_copy(&master, stdin, stdout)?;
         Ok(ProcIo {
-            stdin_writer: None,
+            stdin_writer,
             console: Some(master),
             io_done: Some(io_done),
         })
@@ -197,6 +197,8 @@ pub struct State {
     pub early_exits: VecDeque<(u64, i32, i32, Timestamp)>,
     /// Sequence number of the next early exit.
     pub exit_seq: u64,
+    /// Containers whose `Delete` is under way (`Tasks::begin_delete`).
+    pub deleting: HashSet<String>,
 }
 
 impl State {

@@ -271,6 +271,7 @@ impl shim::Task for Service {
                 ..Default::default()
             });
         }
+        let _deleting = inner.begin_delete(&req.id)?;
         let (rt, status) = inner.get(&req.id, |c| Ok((c.runtime.clone(), c.init.status)))?;
         if matches!(status, Status::Running | Status::Paused) {
             return Err(err(
@@ -483,8 +484,9 @@ impl shim::Task for Service {
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // containerd asks once its tasks here are deleted; with a pod's
-        // containers grouped in this shim, stay up while any remain.
-        if self.inner.lock().containers.is_empty() {
+        // containers grouped in this shim, stay up while any remain, and
+        // while a delete has yet to answer (see `Tasks::begin_delete`).
+        if self.inner.idle() {
             // Events still queued (a late TaskOOM) would die with us.
             self.inner.events.flush();
             self.inner.exit.signal();

@@ -311,6 +311,12 @@ pub struct Containerd {
 impl Containerd {
     /// `name` keeps namespaces (and so runtime roots) apart between tests.
     pub fn start(name: &str) -> Containerd {
+        Containerd::start_with_env(name, &[])
+    }
+
+    /// As `start`, with `env` set for containerd and so for the shims and
+    /// the runtime it starts (e.g. `URUNC_CONFIG`).
+    pub fn start_with_env(name: &str, env: &[(&str, &Path)]) -> Containerd {
         // Short path: unix socket paths are limited to 108 bytes.
         let dir = PathBuf::from(format!("/tmp/ushim-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -366,6 +372,7 @@ impl Containerd {
             .arg(dir.join("config.toml"))
             .env("PATH", path)
             .env("URUNC_SHIM_RUNTIME", runtime_under_test())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -396,6 +403,11 @@ impl Containerd {
             text(&out.stderr)
         );
         c
+    }
+
+    /// The containerd daemon's PID.
+    pub fn pid(&self) -> i32 {
+        self.daemon.as_ref().map_or(0, |d| d.id() as i32)
     }
 
     pub fn log_tail(&self) -> String {
