@@ -40,6 +40,12 @@ pub struct ElfFacts {
 /// with the file (to follow "kernel <path> ").
 pub fn identify(path: &Path) -> Result<KernelImage, String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    identify_from(&mut f)
+}
+
+/// [`identify`] over any seekable reader (the file it opens; bytes in
+/// memory for the fuzz target, `fuzz/fuzz_targets/kernel_image.rs`).
+pub fn identify_from<R: Read + Seek>(mut f: R) -> Result<KernelImage, String> {
     let mut head = Vec::with_capacity(HEAD);
     (&mut f)
         .take(HEAD as u64)
@@ -113,7 +119,7 @@ pub fn check_x86_64_elf(e: &ElfFacts, monitor: &str, needs: &str) -> Result<(), 
     Ok(())
 }
 
-fn read_at(f: &mut std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+fn read_at<R: Read + Seek>(f: &mut R, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
     f.seek(SeekFrom::Start(off))?;
     let mut buf = vec![0u8; len];
     f.read_exact(&mut buf)?;
