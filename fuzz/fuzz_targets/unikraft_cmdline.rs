@@ -18,8 +18,12 @@ fuzz_target!(|input: common::Input| {
     let Some(r) = input.render(monitor, &[]) else {
         return;
     };
-    let Ok(words) = r.words else {
-        return;
+    let words = match r.words {
+        Ok(w) => w,
+        Err(e) => {
+            assert!(r.may_refuse, "refused for no documented reason: {e}");
+            return;
+        }
     };
     let line = words.join(" ");
     let cmdline = if monitor == "qemu" {

@@ -83,6 +83,9 @@ const PARAMS: &[(&str, &str)] = &[
 pub struct Rendered {
     pub words: Result<Vec<String>, String>,
     pub expected: Understood,
+    /// One of the reasons guest/unikraft.rs documents for refusing holds
+    /// (a refusal without one is a bug too).
+    pub may_refuse: bool,
 }
 
 impl Input {
@@ -163,6 +166,24 @@ impl Input {
         let legacy = is_legacy(version);
         let b = |s: &str| s.to_string();
         let program = self.app.first().map(String::as_str).unwrap_or("unikernel");
+        let assignment = program
+            .split_once('.')
+            .is_some_and(|(_, rest)| rest.contains('='));
+        let may_refuse = self.app.iter().any(String::is_empty)
+            || self.env.iter().any(String::is_empty)
+            || (monitor == "qemu" && (program == "help" || program == "--" || assignment))
+            || (monitor == "firecracker"
+                && std::iter::once(program)
+                    .chain(self.env.iter().map(String::as_str))
+                    .any(|w| w.contains(" -- ")))
+            || shares.iter().any(|s| {
+                s.mount_point != "/"
+                    && (legacy
+                        || s.fs != ShareFs::NineP
+                        || s.mount_point
+                            .chars()
+                            .any(|c| c == ':' || c == '"' || c == ']' || c.is_whitespace()))
+            });
         let mut argv = vec![b(if monitor == "qemu" { KERNEL } else { program })];
         argv.extend(self.app.iter().skip(1).map(|a| b(a)));
         let mut params: Vec<(&'static str, &'static str, Vec<String>)> =
@@ -215,6 +236,7 @@ impl Input {
             self.env.iter().map(|e| b(e)).collect()
         };
         Some(Rendered {
+            may_refuse,
             words,
             expected: Understood {
                 argv,

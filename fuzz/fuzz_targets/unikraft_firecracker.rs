@@ -24,8 +24,12 @@ fuzz_target!(|input: common::Input| {
     let Some(r) = input.render("firecracker", &devices) else {
         return;
     };
-    let Ok(words) = r.words else {
-        return;
+    let words = match r.words {
+        Ok(w) => w,
+        Err(e) => {
+            assert!(r.may_refuse, "refused for no documented reason: {e}");
+            return;
+        }
     };
     let boot_args = words.join(" ");
     // monitor/firecracker.rs refuses the rest (printable ASCII only).

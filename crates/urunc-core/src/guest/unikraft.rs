@@ -72,7 +72,12 @@
 //! (Firecracker, Cloud Hypervisor), and no argument is ever read as a
 //! parameter. A word with whitespace, quotes or backslashes is put in
 //! single quotes, or, when it holds a `'`, in double quotes with `\\` and
-//! `"` escaped.
+//! `"` escaped; a `vfs.fstab` entry is in double quotes, its backslashes
+//! doubled. Under QEMU the program word is read as a parameter, so a
+//! program name `<lib>.<name>=<value>` (which would set that parameter,
+//! or open a list with `[`) is refused, as are `help` and `--`. The
+//! round-trip fuzz targets (`fuzz/fuzz_targets/unikraft_*.rs`) check that
+//! every line rendered here reads back as meant (or is refused).
 //!
 //! # Firecracker
 //!
