@@ -6,7 +6,9 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). cargo-fuzz passes nightly
 # flags (-Z sanitizer=address); on a stable toolchain RUSTC_BOOTSTRAP=1
-# lets rustc accept them. Each target starts from the committed seeds in
+# lets rustc accept them. The round-trip targets link the fixtures' C
+# command-line readers, built by fuzz/build.rs with the system's cc (gcc).
+# Each target starts from the committed seeds in
 # fuzz/seeds/TARGET and keeps what it finds in fuzz/corpus/TARGET (ignored
 # by git); a crash is saved under fuzz/artifacts/TARGET and makes the script
 # exit non-zero after the remaining targets ran.

@@ -1,17 +1,20 @@
 //! `/urunc.json` in an image's rootfs: arbitrary file contents through the
-//! reader the runtime uses.
+//! decoder the runtime uses once it has read the file
+//! (`Metadata::from_rootfs` reads it, O_NOFOLLOW, then calls
+//! `Metadata::from_file_text`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use urunc_core::metadata::Metadata;
 
-static ROOTFS: OnceLock<tempfile::TempDir> = OnceLock::new();
-
 fuzz_target!(|data: &[u8]| {
-    let dir = ROOTFS.get_or_init(|| tempfile::tempdir().expect("tempdir"));
-    std::fs::write(dir.path().join("urunc.json"), data).expect("writing urunc.json");
-    if let Ok(Some(m)) = Metadata::from_rootfs(dir.path()) {
+    // from_rootfs reads the file with read_to_string: not UTF-8 is an
+    // error there before any decoding.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(m) = Metadata::from_file_text(text, PathBuf::from("/urunc.json")) {
         let _ = m.is_unikernel();
     }
 });

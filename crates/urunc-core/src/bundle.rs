@@ -99,6 +99,14 @@ impl Bundle {
             bundle: dir.clone(),
             problem: format!("cannot read it: {e}"),
         })?;
+        Self::from_text(dir, text)
+    }
+
+    /// [`Bundle::read`] once config.json is read: `dir` is the canonical
+    /// bundle directory (a relative `root.path` is resolved against it),
+    /// `text` the file. Also the fuzz target's entry point
+    /// (`fuzz/fuzz_targets/config_json.rs`).
+    pub fn from_text(dir: PathBuf, text: String) -> Result<Bundle, BundleError> {
         let view: ClassifyView = parse(&dir, &text)?;
         let (rootfs, rootfs_problem) = match view.root.and_then(|r| r.path) {
             None => (None, Some("config.json has no root.path".to_string())),

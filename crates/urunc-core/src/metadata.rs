@@ -20,7 +20,7 @@
 use crate::error::MetadataError;
 use base64::Engine;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const PREFIX: &str = "com.urunc.unikernel.";
 pub const KEY_TYPE: &str = "com.urunc.unikernel.unikernelType";
@@ -221,8 +221,15 @@ impl Metadata {
                 })
             }
         };
+        Self::from_file_text(&text, path).map(Some)
+    }
+
+    /// The contents of `/urunc.json` (read by [`Metadata::from_rootfs`];
+    /// given as text by the fuzz target, `fuzz/fuzz_targets/urunc_json.rs`).
+    /// `path` names the file in errors.
+    pub fn from_file_text(text: &str, path: PathBuf) -> Result<Metadata, MetadataError> {
         let map: HashMap<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| MetadataError::File {
+            serde_json::from_str(text).map_err(|e| MetadataError::File {
                 path: path.clone(),
                 problem: format!("not a flat JSON object of strings: {e}"),
             })?;
@@ -238,7 +245,7 @@ impl Metadata {
                 }
             }
         }
-        Self::from_map(pairs).map(Some)
+        Self::from_map(pairs)
     }
 
     /// The one classification: `Ok(None)` means "not a unikernel, delegate".

@@ -2,7 +2,7 @@
 //! Hypervisor and Firecracker for 0, 1 and many application arguments
 //! (with spaces and quotes), with and without a network; for Firecracker
 //! also the line the guest gets once Firecracker has added its devices
-//! (linux-loader 0.10's rules, modelled below). Pure: nothing is run. What
+//! (linux-loader 0.10's rules, modelled in tests/linux_loader/mod.rs). Pure: nothing is run. What
 //! a Unikraft kernel makes of these lines is checked by booting the
 //! project's test kernels (crates/urunc/tests/ukparse.rs).
 
@@ -19,6 +19,11 @@ use urunc_core::{guest, monitor};
 fn resolved(path: &str) -> RootFile {
     RootFile::new(path.into(), std::fs::File::open("/dev/null").unwrap())
 }
+
+// Also the model the fuzz target fuzz/fuzz_targets/unikraft_firecracker.rs
+// checks against linux-loader 0.10 itself.
+mod linux_loader;
+use linux_loader::firecracker_delivers;
 
 fn unikernel(mon: &str, app: &[&str]) -> Unikernel {
     Unikernel {
@@ -87,37 +92,6 @@ fn cmdline(mon: &str, app: &[&str], net: bool) -> String {
             let i = cmd.argv.iter().position(|a| a == flag).unwrap();
             cmd.argv[i + 1].clone()
         }
-    }
-}
-
-/// What Firecracker v1.7.0 hands the guest for `boot_args`, by the rules
-/// of linux-loader 0.10 `src/cmdline/mod.rs`: `Cmdline::try_from` splits
-/// at the first " -- " with an even number of `"` before it and trims both
-/// parts; `insert_str` (used for `virtio_mmio.device=`, builder.rs /
-/// device_manager/mmio.rs) appends to the first part; `as_cstring` joins
-/// them with " -- ", leaving out an empty second part.
-fn firecracker_delivers(boot_args: &str, added: &[&str]) -> String {
-    const SEP: &str = " -- ";
-    let split = boot_args
-        .match_indices(SEP)
-        .find(|(i, _)| boot_args[..*i].matches('"').count().is_multiple_of(2))
-        .map(|(i, _)| i);
-    let (boot, init) = match split {
-        Some(i) => (&boot_args[..i], &boot_args[i + SEP.len()..]),
-        None => (boot_args, ""),
-    };
-    let mut boot = boot.trim().to_string();
-    for a in added {
-        if !boot.is_empty() {
-            boot.push(' ');
-        }
-        boot.push_str(a);
-    }
-    let init = init.trim();
-    if init.is_empty() {
-        boot
-    } else {
-        format!("{boot}{SEP}{init}")
     }
 }
 

@@ -63,6 +63,19 @@ impl Guest for Rumprun {
             o.insert("net".into(), net);
         }
         if let Some(b) = a.block {
+            if let Some(m) = &b.mount_point {
+                // handle_blk uses the JSON string's text as it is (jsmn
+                // decodes no escape): what serde_json escapes would reach
+                // Rumprun as the escape sequence.
+                if let Some(c) = m
+                    .chars()
+                    .find(|c| matches!(c, '"' | '\\') || c.is_control())
+                {
+                    return Err(format!(
+                        "blkMntPoint {m:?} holds {c:?}, which Rumprun's configuration cannot carry (lib/librumprun_base/config.c handle_blk reads the JSON string undecoded)"
+                    ));
+                }
+            }
             o.insert(
                 "blk".into(),
                 json!({
@@ -188,5 +201,31 @@ mod tests {
         assert_eq!(v["net"]["mask"], "24");
         assert!(v["net"].get("gw").is_none());
         assert!(Rumprun.needs().ext2_block_rootfs);
+    }
+
+    // Found by fuzz/fuzz_targets/rumprun_cmdline (round trip through
+    // tests/fixtures/rumpparse): the mount point reached Rumprun as its
+    // JSON escape (`(\u0000`).
+    #[test]
+    fn mount_point_that_json_escapes_is_refused() {
+        let app = vec!["/hello".to_string()];
+        for m in ["(\0", "/a\"b", "/a\\b", "/a\nb"] {
+            let b = GuestBlock {
+                mount_point: Some(m.into()),
+                readonly: false,
+            };
+            let a = GuestArgs {
+                app: &app,
+                env: &[],
+                net: None,
+                initrd: false,
+                block: Some(&b),
+                shares: &[],
+                version: None,
+                monitor: "hvt",
+            };
+            let e = Rumprun.words(&a).unwrap_err();
+            assert!(e.contains("blkMntPoint"), "{m:?}: {e}");
+        }
     }
 }

@@ -72,7 +72,12 @@
 //! (Firecracker, Cloud Hypervisor), and no argument is ever read as a
 //! parameter. A word with whitespace, quotes or backslashes is put in
 //! single quotes, or, when it holds a `'`, in double quotes with `\\` and
-//! `"` escaped.
+//! `"` escaped; a `vfs.fstab` entry is in double quotes, its backslashes
+//! doubled. Under QEMU the program word is read as a parameter, so a
+//! program name `<lib>.<name>=<value>` (which would set that parameter,
+//! or open a list with `[`) is refused, as are `help` and `--`. The
+//! round-trip fuzz targets (`fuzz/fuzz_targets/unikraft_*.rs`) check that
+//! every line rendered here reads back as meant (or is refused).
 //!
 //! # Firecracker
 //!
@@ -147,15 +152,26 @@ fn uk_quote(w: &str) -> Option<String> {
 }
 
 /// `env.vars`: a list, or one `env.vars=` word per entry when an entry ends
-/// with `]` (which would end the list).
+/// with `]` (which would end the list). In that form an entry that starts
+/// with `[` would open a list itself, so it is written `env.vars=[<entry>]`
+/// (`parser.c`: the rest of the opening word is the first list value, and
+/// its final `]` closes the list). An entry `--` in the list is quoted,
+/// `'--'`: as a word of its own, ` -- `, Firecracker would split the line
+/// there (uklibparam itself takes `--` inside a list as a value).
 fn env_words(env: &[String], w: &mut Vec<String>) -> Result<(), String> {
     let list = !env.iter().any(|e| e.ends_with(']'));
     if list {
         w.push("env.vars=[".into());
     }
     for e in env {
+        if list && e == "--" {
+            w.push("'--'".into());
+            continue;
+        }
         let word = if list {
             e.clone()
+        } else if e.starts_with('[') {
+            format!("env.vars=[{e}]")
         } else {
             format!("env.vars={e}")
         };
@@ -168,6 +184,17 @@ fn env_words(env: &[String], w: &mut Vec<String>) -> Result<(), String> {
         w.push("]".into());
     }
     Ok(())
+}
+
+/// Whether uklibparam (`parser.c` `parse_arg`) reads `w` as an assignment,
+/// `<lib>.<name>=<value>`: a `.`, then a `=` after it. Such a word sets
+/// the parameter if the image registers it, and a value that starts with
+/// `[` opens a list whatever the name. (Without `=`, a word with a `.`
+/// only sets a boolean parameter of that name, to true; a program name
+/// such as `python3.11` names none.)
+fn sets_a_parameter(w: &str) -> bool {
+    w.split_once('.')
+        .is_some_and(|(_, rest)| rest.contains('='))
 }
 
 impl Guest for Unikraft {
@@ -188,9 +215,11 @@ impl Guest for Unikraft {
         let program = a.app.first().map(String::as_str).unwrap_or("unikernel");
         // Under QEMU (multiboot) the program word is argv[1], read as a
         // parameter.
-        if a.monitor == "qemu" && (program == "help" || program == "--") {
+        if a.monitor == "qemu"
+            && (program == "help" || program == "--" || sets_a_parameter(program))
+        {
             return Err(format!(
-                "process.args[0] {program:?} cannot be the program name on QEMU: there it is read as a Unikraft library parameter (lib/uklibparam/parser.c), where `help` prints the usage and halts and `--` ends the parameters"
+                "process.args[0] {program:?} cannot be the program name on QEMU: there it is read as a Unikraft library parameter (lib/uklibparam/parser.c), where `help` prints the usage and halts, `--` ends the parameters and `<lib>.<name>=<value>` sets one (or opens a list, with `[`, that takes the parameters after it)"
             ));
         }
         let mut w = vec![uk_quote(program).ok_or_else(|| "process.args[0] is empty".to_string())?];
@@ -236,7 +265,13 @@ impl Guest for Unikraft {
                     s.mount_point
                 ));
             }
-            fstab.push(format!("\"{}:{}:9pfs:::\"", s.tag, s.mount_point));
+            // In double quotes ukargparse reads `\\` as `\` (and keeps
+            // other backslashes): every backslash is doubled.
+            fstab.push(format!(
+                "\"{}:{}:9pfs:::\"",
+                s.tag,
+                s.mount_point.replace('\\', "\\\\")
+            ));
         }
         if let Some(r) = root_share {
             if legacy {
@@ -291,7 +326,7 @@ impl Guest for Unikraft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::GuestNet;
+    use crate::guest::{GuestNet, GuestShare};
 
     fn args<'a>(
         app: &'a [String],
@@ -374,6 +409,77 @@ mod tests {
             .words(&args(&app, &env, None, false, None))
             .unwrap();
         assert_eq!(w.join(" "), "app env.vars=A=[x] env.vars=B=2 --");
+    }
+
+    // Each of these reached Unikraft changed. The backslashes were found
+    // by fuzz/fuzz_targets/unikraft_cmdline (a round trip through
+    // tests/fixtures/ukparse), the others while writing that round trip
+    // from Unikraft's parser.c and linux-loader; the fuzz targets check all.
+
+    #[test]
+    fn env_entry_opening_a_list_is_wrapped_in_one() {
+        // `env.vars=[x` opened a list that took netdev.ip and vfs.fstab.
+        let app = vec!["app".to_string()];
+        let env = vec!["A=]".to_string(), "[x".into(), "[y]".into()];
+        let w = Unikraft
+            .words(&args(&app, &env, None, false, None))
+            .unwrap();
+        assert_eq!(
+            w.join(" "),
+            "app env.vars=A=] env.vars=[[x] env.vars=[[y]] --"
+        );
+    }
+
+    #[test]
+    fn env_entry_dashes_are_quoted_in_the_list() {
+        // ` -- ` in the line: Firecracker (linux-loader) split it there.
+        let app = vec!["app".to_string()];
+        let env = vec!["--".to_string()];
+        let mut a = args(&app, &env, None, false, None);
+        a.monitor = "firecracker";
+        assert_eq!(
+            Unikraft.words(&a).unwrap().join(" "),
+            "app env.vars=[ '--' ] -- ''"
+        );
+    }
+
+    #[test]
+    fn volume_backslashes_are_doubled_in_double_quotes() {
+        // ukargparse reads `\\` in double quotes as one backslash, and a
+        // final `\` would escape the closing quote.
+        let app = vec!["app".to_string()];
+        let shares = vec![GuestShare {
+            tag: "fs1".into(),
+            mount_point: r"/a\\b\".into(),
+            readonly: false,
+            fs: ShareFs::NineP,
+        }];
+        let a = GuestArgs {
+            shares: &shares,
+            ..args(&app, &[], None, false, None)
+        };
+        assert_eq!(
+            Unikraft.words(&a).unwrap().join(" "),
+            r#"app vfs.fstab=[ "fs1:/a\\\\b\\:9pfs:::" ] --"#
+        );
+    }
+
+    #[test]
+    fn qemu_program_that_sets_a_parameter_is_refused() {
+        // Under QEMU argv[1] is read as a parameter: `x.y=[` swallowed the
+        // parameters after it, `env.vars=A` added an entry.
+        for p in ["x.y=[", "env.vars=A", "a.b=c"] {
+            let app = vec![p.to_string()];
+            let e = Unikraft
+                .words(&args(&app, &["B=1".into()], None, true, None))
+                .unwrap_err();
+            assert!(e.contains("QEMU"), "{p}: {e}");
+            let mut a = args(&app, &[], None, true, None);
+            a.monitor = "firecracker";
+            assert!(Unikraft.words(&a).is_ok(), "{p} is argv[0] on Firecracker");
+        }
+        let app = vec!["python3.11".to_string()];
+        assert!(Unikraft.words(&args(&app, &[], None, true, None)).is_ok());
     }
 
     #[test]

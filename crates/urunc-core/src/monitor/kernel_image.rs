@@ -39,6 +39,32 @@ pub struct ElfFacts {
 /// the file's position is left alone). Errors say what is wrong with the
 /// file (to follow "kernel <path> ").
 pub fn identify(f: &std::fs::File) -> Result<KernelImage, String> {
+    identify_from(f)
+}
+
+/// Where [`identify`] reads from: the open file, or bytes in memory (the
+/// fuzz target, `fuzz/fuzz_targets/kernel_image.rs`), through one reader.
+pub trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        FileExt::read_at(self, buf, off)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// [`identify`] over any [`ReadAt`].
+pub fn identify_from<R: ReadAt + ?Sized>(f: &R) -> Result<KernelImage, String> {
     let mut head = vec![0u8; HEAD];
     let mut got = 0;
     while got < HEAD {
@@ -118,9 +144,17 @@ pub fn check_x86_64_elf(e: &ElfFacts, monitor: &str, needs: &str) -> Result<(), 
     Ok(())
 }
 
-fn read_at(f: &std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+fn read_at<R: ReadAt + ?Sized>(f: &R, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    f.read_exact_at(&mut buf, off)?;
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(buf)
 }
 
