@@ -1,7 +1,7 @@
 //! `run`: create + start, then (unless detached) wait for the monitor as
 //! its subreaper, forward signals to it, and delete afterwards.
 
-use std::process::ExitCode;
+use crate::entry::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use urunc_core::lifecycle::{self, CreateOpts, Outcome, Runtime};
 use urunc_core::Error;
