@@ -12,7 +12,6 @@ mod delegate;
 mod entry;
 mod run;
 
-use clap::Parser;
 use cli::{Cli, Cmd};
 use entry::ExitCode;
 use urunc_core::config::Config;
