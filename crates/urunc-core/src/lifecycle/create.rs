@@ -205,6 +205,8 @@ fn create_in(
     }
     testpoint::pause_at("create:forked");
     let placed = (|| -> Result<()> {
+        // Saved again only when placement changed what was recorded (the
+        // cgroups it actually made): otherwise the file says the same.
         if let Some(rel) = cgroup_rel(rt, spec) {
             let res = linux.and_then(|l| l.resources().as_ref());
             let cpu = res.and_then(|r| r.cpu().as_ref());
@@ -223,8 +225,8 @@ fn create_in(
             cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
+            dir.save(st)?;
         }
-        dir.save(st)?;
         testpoint::pause_at("create:placed");
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child_pid)?;
