@@ -29,11 +29,13 @@ pub fn run(
         console_socket: r.console_socket.clone(),
         preserve_fds: r.preserve_fds.max(0) as u32,
     };
-    let pid = match lifecycle::create(rt, &opts)? {
-        Outcome::Created(pid) => pid,
+    let mut st = match lifecycle::create(rt, &opts)? {
+        Outcome::Created(st) => st,
         Outcome::NotUnikernel => return Ok(delegate()),
     };
-    if let Err(e) = lifecycle::start(rt, &r.container_id) {
+    let pid = st.pid;
+    // start and delete from the state in hand (see start_created).
+    if let Err(e) = lifecycle::start_created(rt, &mut st) {
         let _ = lifecycle::delete(rt, &r.container_id, true);
         return Err(e);
     }
@@ -86,7 +88,7 @@ pub fn run(
         }
     };
     if !r.keep {
-        lifecycle::delete(rt, &opts.id, true)?;
+        lifecycle::delete_known(rt, *st, true)?;
     }
     Ok(ExitCode::from(code as u8))
 }

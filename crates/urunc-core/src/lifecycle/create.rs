@@ -26,8 +26,8 @@ pub struct CreateOpts {
 }
 
 pub enum Outcome {
-    /// Created; the waiting process's PID.
-    Created(i32),
+    /// Created: the state as written (the waiting process is `pid`).
+    Created(Box<State>),
     /// Not a unikernel: the caller hands the command to the delegate.
     NotUnikernel,
 }
@@ -90,7 +90,7 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
         }
         let _ = dir.remove();
     }
-    result
+    result.map(|()| Outcome::Created(Box::new(st)))
 }
 
 /// The cgroup path of the spec, relative to the hierarchy's root.
@@ -161,7 +161,7 @@ fn create_in(
     spec: &Spec,
     u: &plan::Unikernel,
     rec: &Recorder,
-) -> Result<Outcome> {
+) -> Result<()> {
     // No lock here: the exclusive rename already makes this create the
     // only one, and a lock fd would be inherited by the waiting process.
     std::fs::create_dir(dir.path.join(SANDBOX_DIR))
@@ -260,7 +260,7 @@ fn create_in(
         return Err(e);
     }
     rec.mark(ts::CREATE_DONE);
-    Ok(Outcome::Created(child_pid))
+    Ok(())
 }
 
 /// The container's network mode and ports (SPEC §7): from its annotations
