@@ -183,7 +183,12 @@ impl State {
 
     /// The OCI state JSON (`runc state` output).
     pub fn oci_json(&self) -> serde_json::Value {
-        let status = self.status();
+        self.oci_json_as(self.status())
+    }
+
+    /// The OCI state JSON with a status the caller knows (without looking
+    /// at the processes again).
+    pub fn oci_json_as(&self, status: Status) -> serde_json::Value {
         let pid = if status == Status::Stopped {
             0
         } else {

@@ -168,8 +168,7 @@ fn create_in(
         .ctx(|| "creating the sandbox mountpoint".to_string())?;
     let linux = spec.linux().as_ref();
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let mut creating = st.oci_json();
-    creating["status"] = "creating".into();
+    let creating = st.oci_json_as(crate::state::Status::Creating);
     let network = st.network.clone();
     let launch = Launch {
         id: &opts.id,

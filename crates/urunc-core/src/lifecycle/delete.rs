@@ -98,8 +98,7 @@ fn delete_locked(
     // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
     crate::storage::restore(&dir.path)?;
     if !st.poststop.is_empty() {
-        let mut stopped = st.oci_json();
-        stopped["status"] = "stopped".into();
+        let stopped = st.oci_json_as(Status::Stopped);
         hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
     }
     testpoint::pause_at("delete:hooks");
