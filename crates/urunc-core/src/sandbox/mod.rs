@@ -298,11 +298,11 @@ fn start_monitor(
     crate::testpoint::pause_at("start:network");
     rec.mark(ts::START_NETWORK);
     let result = (|| {
-        let dns = network::container_nameserver(l.spec, &u.rootfs);
+        // (the nameserver is looked up in the rootfs only for a guest with a network)
         let net = guest_facts.as_ref().map(|f| NetInput {
             facts: f,
             tap: &tap,
-            dns,
+            dns: network::container_nameserver(l.spec, &u.rootfs),
         });
         let view = if entered.new_mount {
             View::Sandbox {
