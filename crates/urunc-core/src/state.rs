@@ -183,7 +183,12 @@ impl State {
 
     /// The OCI state JSON (`runc state` output).
     pub fn oci_json(&self) -> serde_json::Value {
-        let status = self.status();
+        self.oci_json_as(self.status())
+    }
+
+    /// The OCI state JSON with a status the caller knows (without looking
+    /// at the processes again).
+    pub fn oci_json_as(&self, status: Status) -> serde_json::Value {
         let pid = if status == Status::Stopped {
             0
         } else {
@@ -262,19 +267,36 @@ impl StateDir {
     /// command recognises as urunc's.
     pub fn create(&self, st: &State) -> Result<(), StateError> {
         let parent = self.path.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(|e| self.io("creating", parent, e))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let tmp = parent.join(format!(".urunc-new-{}-{nanos}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).map_err(|e| self.io("creating", &tmp, e))?;
-        let staged = StateDir {
-            id: self.id.clone(),
-            path: tmp.clone(),
-        };
-        let placed = staged.save(st).and_then(|()| {
+        // One mkdir when the root exists (the usual case); the root is
+        // created, and a staging directory that a killed `create` with the
+        // same PID and nanosecond left is cleared, only when mkdir says so.
+        let mkdir = || std::fs::create_dir(&tmp).map_err(|e| self.io("creating", &tmp, e));
+        match std::fs::create_dir(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(parent).map_err(|e| self.io("creating", parent, e))?;
+                mkdir()?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                mkdir()?;
+            }
+            Err(e) => return Err(self.io("creating", &tmp, e)),
+        }
+        // Written in place, without save's temporary file and rename: the
+        // staging directory is nobody's until it is renamed to the ID, and
+        // `list` skips it (its name is not the ID in the file).
+        let file = tmp.join(STATE_FILE);
+        let staged = serde_json::to_vec_pretty(st)
+            .map_err(std::io::Error::other)
+            .and_then(|data| File::create(&file).and_then(|mut f| f.write_all(&data)))
+            .map_err(|e| self.io("writing", &file, e));
+        let placed = staged.and_then(|()| {
             nix::fcntl::renameat2(
                 None,
                 &tmp,

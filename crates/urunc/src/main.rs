@@ -1,19 +1,35 @@
 //! `urunc`: runc's command line for unikernel containers. Everything that is
 //! not a unikernel container, and every command urunc does not implement,
 //! is handed to the delegate runtime (`runc`) with the same arguments.
+//!
+//! The process starts at the C `main` below rather than std's wrapper (see
+//! [`entry`]): urunc is started once per lifecycle command.
+
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 mod delegate;
+mod entry;
 mod run;
 
-use clap::Parser;
 use cli::{Cli, Cmd};
-use std::process::ExitCode;
+use entry::ExitCode;
 use urunc_core::config::Config;
 use urunc_core::lifecycle::{self, Outcome, Runtime};
 use urunc_core::{log, Error};
 
-fn main() -> ExitCode {
+/// The process's entry point, called by the C library's start-up code:
+/// std's [`entry::prepare`] steps, urunc, then [`std::process::exit`]
+/// (which flushes stdout, as returning from std's `main` does).
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    entry::prepare();
+    std::process::exit(i32::from(urunc_main().0))
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn urunc_main() -> ExitCode {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&raw) {
         Ok(c) => c,

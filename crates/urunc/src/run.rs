@@ -1,7 +1,7 @@
 //! `run`: create + start, then (unless detached) wait for the monitor as
 //! its subreaper, forward signals to it, and delete afterwards.
 
-use std::process::ExitCode;
+use crate::entry::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use urunc_core::lifecycle::{self, CreateOpts, Outcome, Runtime};
 use urunc_core::Error;
@@ -29,11 +29,13 @@ pub fn run(
         console_socket: r.console_socket.clone(),
         preserve_fds: r.preserve_fds.max(0) as u32,
     };
-    let pid = match lifecycle::create(rt, &opts)? {
-        Outcome::Created(pid) => pid,
+    let mut st = match lifecycle::create(rt, &opts)? {
+        Outcome::Created(st) => st,
         Outcome::NotUnikernel => return Ok(delegate()),
     };
-    if let Err(e) = lifecycle::start(rt, &r.container_id) {
+    let pid = st.pid;
+    // start and delete from the state in hand (see start_created).
+    if let Err(e) = lifecycle::start_created(rt, &mut st) {
         let _ = lifecycle::delete(rt, &r.container_id, true);
         return Err(e);
     }
@@ -86,7 +88,7 @@ pub fn run(
         }
     };
     if !r.keep {
-        lifecycle::delete(rt, &opts.id, true)?;
+        lifecycle::delete_known(rt, *st, true)?;
     }
     Ok(ExitCode::from(code as u8))
 }

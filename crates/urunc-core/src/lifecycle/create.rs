@@ -26,8 +26,8 @@ pub struct CreateOpts {
 }
 
 pub enum Outcome {
-    /// Created; the waiting process's PID.
-    Created(i32),
+    /// Created: the state as written (the waiting process is `pid`).
+    Created(Box<State>),
     /// Not a unikernel: the caller hands the command to the delegate.
     NotUnikernel,
 }
@@ -91,7 +91,7 @@ pub fn create(rt: &Runtime, opts: &CreateOpts) -> Result<Outcome> {
         }
         let _ = dir.remove();
     }
-    result
+    result.map(|()| Outcome::Created(Box::new(st)))
 }
 
 /// Makes detached mounts of the files resolved at `prepare`
@@ -206,15 +206,14 @@ fn create_in(
     spec: &Spec,
     u: &plan::Unikernel,
     rec: &Recorder,
-) -> Result<Outcome> {
+) -> Result<()> {
     // No lock here: the exclusive rename already makes this create the
     // only one, and a lock fd would be inherited by the waiting process.
     std::fs::create_dir(dir.path.join(SANDBOX_DIR))
         .ctx(|| "creating the sandbox mountpoint".to_string())?;
     let linux = spec.linux().as_ref();
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let mut creating = st.oci_json();
-    creating["status"] = "creating".into();
+    let creating = st.oci_json_as(crate::state::Status::Creating);
     let network = st.network.clone();
     let launch = Launch {
         id: &opts.id,
@@ -250,6 +249,8 @@ fn create_in(
     }
     testpoint::pause_at("create:forked");
     let placed = (|| -> Result<()> {
+        // Saved again only when placement changed what was recorded (the
+        // cgroups it actually made): otherwise the file says the same.
         if let Some(rel) = cgroup_rel(rt, spec) {
             let res = linux.and_then(|l| l.resources().as_ref());
             let cpu = res.and_then(|r| r.cpu().as_ref());
@@ -268,8 +269,8 @@ fn create_in(
             cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
+            dir.save(st)?;
         }
-        dir.save(st)?;
         testpoint::pause_at("create:placed");
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child_pid)?;
@@ -303,7 +304,7 @@ fn create_in(
         return Err(e);
     }
     rec.mark(ts::CREATE_DONE);
-    Ok(Outcome::Created(child_pid))
+    Ok(())
 }
 
 /// The container's network mode and ports (SPEC §7): from its annotations

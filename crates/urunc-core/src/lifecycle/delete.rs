@@ -6,7 +6,7 @@
 use super::create::wait_gone;
 use super::Runtime;
 use crate::error::{Error, Result};
-use crate::state::{ProcRef, Status};
+use crate::state::{ProcRef, State, StateDir, Status};
 use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
 use crate::{cgroups, hooks, network};
@@ -19,8 +19,34 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     let dir = rt.dir(id)?;
     let _lock = dir.lock()?;
     // Read under the lock: a concurrent delete may just have finished.
-    let mut st = dir.load()?;
-    match st.status() {
+    let st = dir.load()?;
+    delete_locked(rt, &dir, st, force, &rec)
+}
+
+/// `run`'s delete, once the monitor it waited for has exited: from the
+/// state its own `start` saved (see [`super::start_created`]), not read
+/// back. The lock is taken all the same: a `delete` that got there first
+/// has removed the directory, and this one then fails as `delete` would.
+pub fn delete_known(rt: &Runtime, st: State, force: bool) -> Result<()> {
+    let id = st.id.clone();
+    let rec = Recorder::new(&rt.config.timestamps, &id);
+    rec.mark(ts::DELETE_START);
+    let dir = rt.dir(&st.id)?;
+    let _lock = dir.lock()?;
+    delete_locked(rt, &dir, st, force, &rec)
+}
+
+fn delete_locked(
+    rt: &Runtime,
+    dir: &StateDir,
+    mut st: State,
+    force: bool,
+    rec: &Recorder,
+) -> Result<()> {
+    let id = st.id.clone();
+    let id = id.as_str();
+    let status = st.status();
+    match status {
         Status::Stopped | Status::Created => {}
         s if force => {
             if s == Status::Paused {
@@ -37,12 +63,16 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     // Whatever is still alive goes: a `create` still at work first (it
     // may have recorded more by the time it is gone), then the waiting
     // process or the monitor — also one left behind by a `create` that died.
-    if let Some(c) = st.creating.filter(|c| c.alive()) {
-        kill_wait(c);
-        st = dir.load()?;
-    }
-    for p in st.live_processes() {
-        kill_wait(p);
+    // Stopped without a `create` on record means the process is gone:
+    // nothing to look up again.
+    if status != Status::Stopped || st.creating.is_some() {
+        if let Some(c) = st.creating.filter(|c| c.alive()) {
+            kill_wait(c);
+            st = dir.load()?;
+        }
+        for p in st.live_processes() {
+            kill_wait(p);
+        }
     }
     testpoint::pause_at("delete:killed");
     if let Some(ns) = &st.netns {
@@ -60,13 +90,17 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     testpoint::pause_at("delete:network");
     cgroups::remove(&st.cgroups);
     cgroups::remove_parents(&st.cgroup_parents);
-    cgroups::remove_shared_parents(&rt.root);
+    // Without cgroups of its own, this container holds up no parent.
+    if !st.cgroups.is_empty() {
+        cgroups::remove_shared_parents(&rt.root);
+    }
     testpoint::pause_at("delete:cgroups");
     // useDMBlock: mount the rootfs back; kept on failure so delete can retry.
     crate::storage::restore(&dir.path)?;
-    let mut stopped = st.oci_json();
-    stopped["status"] = "stopped".into();
-    hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
+    if !st.poststop.is_empty() {
+        let stopped = st.oci_json_as(Status::Stopped);
+        hooks::run_all_logged("poststop", &st.poststop, &stopped.to_string());
+    }
     testpoint::pause_at("delete:hooks");
     dir.remove()?;
     rec.mark(ts::DELETE_DONE);

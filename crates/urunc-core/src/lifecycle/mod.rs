@@ -11,12 +11,12 @@ mod start;
 mod state;
 
 pub use create::{create, CreateOpts, Outcome};
-pub use delete::delete;
+pub use delete::{delete, delete_known};
 pub use events::stats;
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use ps::ps;
-pub use start::start;
+pub use start::{start, start_created};
 pub use state::state;
 
 use crate::config::Config;

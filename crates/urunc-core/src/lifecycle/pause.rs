@@ -30,6 +30,17 @@ fn set(rt: &Runtime, id: &str, frozen: bool) -> Result<()> {
         };
         nix::sys::signal::kill(Pid::from_raw(st.pid), sig)
             .map_err(|e| Error::sys(format!("container {id}: sending {sig}"), e))?;
+        // The signal takes effect when the monitor next runs: until then
+        // `state` would still say running (seen under load). Wait, briefly,
+        // until /proc says stopped (or no longer).
+        for _ in 0..1000 {
+            match crate::state::proc_stat(st.pid) {
+                Some((start, s)) if start == st.pid_start && (s == 'T') != frozen => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                _ => break,
+            }
+        }
     }
     Ok(())
 }

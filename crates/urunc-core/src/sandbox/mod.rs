@@ -131,15 +131,25 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     // SAFETY: urunc is single-threaded here, so the child may run arbitrary
     // code after fork.
     let forked = unsafe { fork() }.ctx(|| "fork".to_string());
-    drop(pid_ns);
-    match forked? {
-        ForkResult::Parent { child: pid } => Ok(Spawned {
-            pid: pid.as_raw(),
-            channel: BufReader::new(parent),
-            ready: false,
-            container_step: step,
-        }),
-        ForkResult::Child => {
+    match forked {
+        Ok(ForkResult::Parent { child: pid }) => {
+            drop(pid_ns);
+            Ok(Spawned {
+                pid: pid.as_raw(),
+                channel: BufReader::new(parent),
+                ready: false,
+                container_step: step,
+            })
+        }
+        Err(e) => {
+            drop(pid_ns);
+            Err(e)
+        }
+        Ok(ForkResult::Child) => {
+            // The guard is the parent's to restore: here its setns fails
+            // (EINVAL, the child is in the new namespace already) and its
+            // close-on-exec descriptor goes at the monitor's exec anyway.
+            std::mem::forget(pid_ns);
             drop(parent);
             let mut ch = child;
             let code = match namespaces::enter(&nss).and_then(|entered| {
@@ -288,11 +298,11 @@ fn start_monitor(
     crate::testpoint::pause_at("start:network");
     rec.mark(ts::START_NETWORK);
     let result = (|| {
-        let dns = network::container_nameserver(l.spec, &u.rootfs);
+        // (the nameserver is looked up in the rootfs only for a guest with a network)
         let net = guest_facts.as_ref().map(|f| NetInput {
             facts: f,
             tap: &tap,
-            dns,
+            dns: network::container_nameserver(l.spec, &u.rootfs),
         });
         // The files resolved at `create` reach the monitor as detached
         // mounts attached in the sandbox where `create` could make them,

@@ -226,17 +226,23 @@ pub fn enter(req: &RootRequest) -> Result<()> {
     .ctx(|| format!("sandbox: mounting tmpfs on {}", root.display()))?;
     for s in SYSTEM {
         let host = Path::new(s);
-        let Ok(md) = std::fs::symlink_metadata(host) else {
-            continue;
-        };
         let dst = inside(root, host);
-        if md.file_type().is_symlink() {
-            let target = std::fs::read_link(host).ctx(|| format!("sandbox: reading link {s}"))?;
-            std::os::unix::fs::symlink(&target, &dst)
-                .ctx(|| format!("sandbox: linking {}", dst.display()))?;
-        } else if md.is_dir() {
-            std::fs::create_dir(&dst).ctx(|| format!("sandbox: creating {}", dst.display()))?;
-            bind(host, &dst, true, true)?;
+        // readlink first: on a merged-/usr host all but /usr are links,
+        // one call each instead of lstat + readlink.
+        match std::fs::read_link(host) {
+            Ok(target) => {
+                std::os::unix::fs::symlink(&target, &dst)
+                    .ctx(|| format!("sandbox: linking {}", dst.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // EINVAL: there, and not a link.
+            Err(_) => {
+                if std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()) {
+                    std::fs::create_dir(&dst)
+                        .ctx(|| format!("sandbox: creating {}", dst.display()))?;
+                    bind(host, &dst, true, true)?;
+                }
+            }
         }
     }
     for bin in std::iter::once(req.monitor_binary).chain(req.helpers.iter().map(PathBuf::as_path)) {
@@ -277,8 +283,9 @@ pub fn enter(req: &RootRequest) -> Result<()> {
     // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(umask) };
     devices?;
-    for dir in ["/proc", "/tmp", WORK, ROOTFS] {
-        std::fs::create_dir_all(inside(root, Path::new(dir)))
+    // Parents first, one mkdir each (the tmpfs is empty but for the above).
+    for dir in ["/proc", "/tmp", "/run", WORK, ROOTFS] {
+        std::fs::create_dir(inside(root, Path::new(dir)))
             .ctx(|| format!("sandbox: creating {dir}"))?;
     }
     mount(
