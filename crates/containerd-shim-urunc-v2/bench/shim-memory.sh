@@ -26,10 +26,10 @@ BUSYBOX=$(command -v busybox || true)
 [ -x "$BUSYBOX" ] || die "static busybox not found (apt-get install busybox-static)"
 
 if [ -z "${SHIM_BIN:-}" ]; then
-    # A small build: size-optimised, fat LTO, one codegen unit, stripped.
-    # A custom profile (target/shim/) so that other builds are untouched.
-    echo "building the shim (profile 'shim')..." >&2
-    (cd "$REPO" && cargo build -q -p containerd-shim-urunc-v2 --profile shim)
+    # The installed build (scripts/build-release.sh): size-optimised, fat
+    # LTO, one codegen unit, stripped, static and non-PIE.
+    echo "building the shim (scripts/build-release.sh)..." >&2
+    bash "$REPO/scripts/build-release.sh"
     SHIM_BIN=$REPO/target/shim/containerd-shim-urunc-v2
 fi
 [ -x "$SHIM_BIN" ] || die "shim binary $SHIM_BIN missing"
