@@ -7,12 +7,14 @@
 
 mod bundle;
 mod events;
+mod exit;
 mod io;
 mod mount;
 mod oom;
 mod process;
 mod rpc;
 mod runtime;
+mod serve;
 mod service;
 mod shim;
 mod stats;
@@ -33,6 +35,22 @@ fn main() {
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+    // Serving (no action; the crate serves any other too): our own loop with fewer threads (serve.rs).
+    // `start`, `delete`, `-v` and bad arguments: the crate's entry point.
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Ok(flags) = containerd_shim::parse(&args) {
+        if !matches!(flags.action.as_str(), "start" | "delete")
+            && !flags.version
+            && !flags.info
+            && !flags.namespace.is_empty()
+        {
+            if let Err(e) = serve::serve(&flags) {
+                eprintln!("io.containerd.urunc.v2: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
     }
     let config = containerd_shim::Config {
         default_log_level: "warn".to_string(),

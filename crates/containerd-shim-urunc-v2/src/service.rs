@@ -12,12 +12,12 @@ use containerd_shim::{
         ttrpc::Code,
         types::task::ProcessInfo,
     },
-    publisher::RemotePublisher,
-    ExitSignal, TtrpcContext, TtrpcResult,
+    TtrpcContext, TtrpcResult,
 };
 use log::{info, warn};
 
 use crate::{
+    exit::Exit,
     io, mount,
     process::{Proc, Status},
     rpc::{err, now},
@@ -31,10 +31,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(namespace: String, exit: Arc<ExitSignal>, publisher: RemotePublisher) -> Service {
-        // The crate's publisher encodes through protobuf descriptors (see
-        // `events::Event`); this shim keeps its own connection instead.
-        drop(publisher);
+    pub fn new(namespace: String, exit: Arc<Exit>) -> Service {
         Service {
             inner: Tasks::new(namespace, exit),
         }

@@ -6,12 +6,13 @@ use std::{path::PathBuf, sync::Arc};
 
 use containerd_shim::{
     self as shim, protos::protobuf::MessageField, publisher::RemotePublisher, DeleteResponse,
-    ExitSignal, Flags, StartOpts,
+    Flags, StartOpts,
 };
 use log::warn;
 
 use crate::{
     bundle::{read_runtime_state, runtime_binary, runtime_root},
+    exit::Exit,
     mount,
     rpc::now,
     runtime::Runtime,
@@ -20,7 +21,7 @@ use crate::{
 
 /// Shim-level entry points (`start`, `delete` actions, serving).
 pub struct Shim {
-    exit: Arc<ExitSignal>,
+    exit: Arc<Exit>,
     namespace: String,
     id: String,
     bundle: String,
@@ -41,7 +42,7 @@ impl shim::Shim for Shim {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
         Shim {
-            exit: Arc::new(ExitSignal::default()),
+            exit: Arc::new(Exit::default()),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             bundle: args.bundle.clone(),
@@ -92,6 +93,9 @@ impl shim::Shim for Shim {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        Service::new(self.namespace.clone(), Arc::clone(&self.exit), publisher)
+        // The crate's publisher encodes through protobuf descriptors (see
+        // `events::Event`); this shim keeps its own connection instead.
+        drop(publisher);
+        Service::new(self.namespace.clone(), Arc::clone(&self.exit))
     }
 }

@@ -18,13 +18,13 @@ use containerd_shim::{
         topics,
         ttrpc::{self, Code},
     },
-    ExitSignal,
 };
 use log::{info, warn};
 
 use crate::{
     bundle::{decode_options, kill_all_on_exit, runtime_binary, runtime_root, RUNTIME_STATE_FILE},
     events::Publisher,
+    exit::Exit,
     io, mount,
     process::{read_pid_file, with_stdio, Container, Proc, State, Status},
     rpc::{err, now},
@@ -81,7 +81,7 @@ impl Drop for Deleting<'_> {
 /// The shim's tasks; shared by the request handlers and the exit watcher.
 pub struct Tasks {
     pub namespace: String,
-    pub exit: Arc<ExitSignal>,
+    pub exit: Arc<Exit>,
     pub state: Mutex<State>,
     pub changed: Condvar,
     /// Held while a process is being started (until its PID is recorded
@@ -95,7 +95,7 @@ pub struct Tasks {
 impl Tasks {
     /// The tasks of a shim serving containerd namespace `namespace`, with
     /// their event publisher and exit watcher running.
-    pub fn new(namespace: String, exit: Arc<ExitSignal>) -> Arc<Tasks> {
+    pub fn new(namespace: String, exit: Arc<Exit>) -> Arc<Tasks> {
         let tasks = Arc::new(Tasks {
             events: Publisher::start(namespace.clone()),
             namespace,
