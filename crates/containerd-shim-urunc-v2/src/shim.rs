@@ -74,9 +74,16 @@ impl shim::Shim for Shim {
         };
         let (binary, root) = read_runtime_state(&bundle)
             .unwrap_or_else(|| (runtime_binary(""), runtime_root("", &self.namespace)));
-        let rt = Runtime::new(&binary, root, &bundle);
-        if let Err(e) = rt.delete(&self.id, true) {
-            warn!("cleanup of {}: {e}", self.id);
+        // containerd runs this action after every shim exit, a clean one
+        // too (its connection's close handler, cleanupAfterDeadShim, which
+        // the task Delete waits for). With no state directory, neither
+        // urunc nor the runc it delegates to (same --root, state in
+        // <root>/<id>) has the container: skip both execs (~10 ms).
+        if root.join(&self.id).symlink_metadata().is_ok() {
+            let rt = Runtime::new(&binary, root, &bundle);
+            if let Err(e) = rt.delete(&self.id, true) {
+                warn!("cleanup of {}: {e}", self.id);
+            }
         }
         if let Err(e) = mount::unmount_all(&bundle.join("rootfs")) {
             warn!("cleanup of {}: {e}", self.id);
