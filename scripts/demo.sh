@@ -86,6 +86,9 @@ pids_with() {
 cleanup() {
 	local rc=$? i m p
 	set +e
+	# A signal's trap runs with the redirections of the command it arrived
+	# in (`ctr_ run ... >run.out 2>&1`): speak on the script's own output.
+	exec 1>&8 2>&9
 	trap - EXIT INT TERM
 	[ -n "$PROBE_PID" ] && kill -KILL "$PROBE_PID" 2>/dev/null && wait "$PROBE_PID" 2>/dev/null
 	if [ -n "$CTRD_PID" ]; then
@@ -121,6 +124,9 @@ cleanup() {
 	fi
 	exit "$rc"
 }
+# The script's stdout and stderr, kept for cleanup (see there); closed for
+# the processes that outlive a command (containerd, the KVM probe).
+exec 8>&1 9>&2
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -187,7 +193,7 @@ probe_kvm() {
 	qemu-system-x86_64 -accel kvm -M pc -m 256 -nographic -vga none -nodefaults -no-reboot \
 		-serial "file:$WORK/probe.log" -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 quiet rdinit=/init -- probe" \
-		</dev/null >"$WORK/probe.err" 2>&1 &
+		</dev/null >"$WORK/probe.err" 2>&1 8>&- 9>&- &
 	PROBE_PID=$!
 	local i ok=1 e
 	why="a Linux guest did not boot under KVM within 8 s"
@@ -251,7 +257,7 @@ EOF
 # The shim is found in containerd's PATH; it runs $URUNC_SHIM_RUNTIME,
 # which reads $URUNC_CONFIG (both inherited through containerd).
 PATH="$WORK/bin:$PATH" URUNC_SHIM_RUNTIME="$URUNC" URUNC_CONFIG="$WORK/urunc.toml" \
-	containerd --config "$WORK/containerd.toml" </dev/null >"$WORK/containerd.log" 2>&1 &
+	containerd --config "$WORK/containerd.toml" </dev/null >"$WORK/containerd.log" 2>&1 8>&- 9>&- &
 CTRD_PID=$!
 for i in $(seq 200); do
 	[ -S "$WORK/c.sock" ] && ctr_ version >/dev/null 2>&1 && break

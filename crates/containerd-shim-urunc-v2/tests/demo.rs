@@ -143,8 +143,10 @@ fn run_demo(
     Run {
         pid,
         code: status.code(),
-        stdout: fs::read_to_string(&out).unwrap_or_default(),
-        stderr: fs::read_to_string(&err).unwrap_or_default(),
+        // Lossy: the script copies the guest's console into stderr when it
+        // fails, and a console need not be UTF-8.
+        stdout: String::from_utf8_lossy(&fs::read(&out).unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&fs::read(&err).unwrap_or_default()).into_owned(),
         elapsed: start.elapsed(),
     }
 }
@@ -354,7 +356,10 @@ fn interrupted_demo_leaves_nothing() {
                 .is_ok_and(|e| e.to_string_lossy().contains("qemu-system"))
         })
     });
-    let all = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let all = format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        r.code, r.stdout, r.stderr
+    );
     assert!(!inside.is_empty(), "QEMU never ran in the namespace: {all}");
     assert_eq!(r.code, Some(143), "{all}");
     assert!(r.stderr.contains("removed what it had made"), "{all}");
