@@ -138,6 +138,66 @@ pub fn planned(rel: &Path) -> Placement {
     }
 }
 
+/// cgroup v2: the container's cgroup made, its controllers enabled and its
+/// limits written before its process exists, and the directory opened for
+/// `clone3(CLONE_INTO_CGROUP)` (sandbox/fork.rs), so that the process is
+/// born in it instead of moved. `None` on cgroup v1, whose hierarchies a
+/// process can only be moved into ([`place`]). On failure, removes what it
+/// created.
+pub fn prepare(rel: &Path, limits: &Limits) -> Result<Option<(Placement, std::fs::File)>> {
+    if !is_v2() {
+        return Ok(None);
+    }
+    let mut placed = Placement::default();
+    let made = make_v2(rel, limits, &mut placed).and_then(|dir| {
+        std::fs::File::open(&dir).ctx(|| format!("cgroup: opening {}", dir.display()))
+    });
+    match made {
+        Ok(f) => Ok(Some((placed, f))),
+        Err(e) => {
+            remove(&placed.dirs);
+            remove_parents(&placed.created_parents);
+            Err(e)
+        }
+    }
+}
+
+/// Moves `pid` into the cgroup [`prepare`] made, for a process that could
+/// not be born in it.
+pub fn attach(placed: &Placement, pid: i32) -> Result<()> {
+    match placed.dirs.first() {
+        Some(dir) => write(dir, "cgroup.procs", &pid.to_string()),
+        None => Ok(()),
+    }
+}
+
+fn make_v2(rel: &Path, limits: &Limits, placed: &mut Placement) -> Result<PathBuf> {
+    let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
+    let dir = Path::new(ROOT).join(rel);
+    create_tracked(&dir, parents).ctx(|| format!("cgroup: creating {}", dir.display()))?;
+    dirs.push(dir.clone());
+    enable_controllers(&dir, limits)?;
+    if let Some(m) = limits.memory_bytes {
+        write(&dir, "memory.max", &m.to_string())?;
+    }
+    let quota = limits.cpu_quota.filter(|q| *q > 0);
+    if quota.is_some() || limits.cpu_period.is_some() {
+        let q = quota.map_or("max".to_string(), |q| q.to_string());
+        write(
+            &dir,
+            "cpu.max",
+            &format!("{q} {}", limits.cpu_period.unwrap_or(100_000)),
+        )?;
+    }
+    if let Some(s) = limits.cpu_shares.filter(|s| *s > 0) {
+        write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
+    }
+    if let Some(p) = limits.pids.filter(|p| *p > 0) {
+        write(&dir, "pids.max", &p.to_string())?;
+    }
+    Ok(dir)
+}
+
 /// Creates the cgroup(s), applies limits and moves `pid` in. On failure,
 /// removes what it created.
 pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
@@ -153,33 +213,11 @@ pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
 }
 
 fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> Result<()> {
-    let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
     if is_v2() {
-        let dir = Path::new(ROOT).join(rel);
-        create_tracked(&dir, parents).ctx(|| format!("cgroup: creating {}", dir.display()))?;
-        dirs.push(dir.clone());
-        enable_controllers(&dir, limits)?;
-        if let Some(m) = limits.memory_bytes {
-            write(&dir, "memory.max", &m.to_string())?;
-        }
-        let quota = limits.cpu_quota.filter(|q| *q > 0);
-        if quota.is_some() || limits.cpu_period.is_some() {
-            let q = quota.map_or("max".to_string(), |q| q.to_string());
-            write(
-                &dir,
-                "cpu.max",
-                &format!("{q} {}", limits.cpu_period.unwrap_or(100_000)),
-            )?;
-        }
-        if let Some(s) = limits.cpu_shares.filter(|s| *s > 0) {
-            write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
-        }
-        if let Some(p) = limits.pids.filter(|p| *p > 0) {
-            write(&dir, "pids.max", &p.to_string())?;
-        }
-        write(&dir, "cgroup.procs", &pid.to_string())?;
-        return Ok(());
+        let dir = make_v2(rel, limits, placed)?;
+        return write(&dir, "cgroup.procs", &pid.to_string());
     }
+    let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
     for c in v1_hierarchies() {
         let name = c
             .file_name()

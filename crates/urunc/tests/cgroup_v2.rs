@@ -210,6 +210,9 @@ fn cgroup_v2_limits_freezer_systemd_paths_and_stats_in_a_vm() {
         "monitor {pid} not in cgroup.procs: {lines:?}"
     );
     assert_eq!(get(&lines, "c1 proc-cgroup"), "0::/urunc-cg2/c1");
+    // Born in it (clone3 CLONE_INTO_CGROUP, this VM's Linux 6.1), not
+    // moved in: create's debug line says which.
+    assert_eq!(get(&lines, "c1 placed"), "born", "{lines:?}");
     assert_eq!(
         get(&lines, "c1 paused"),
         "status=paused freeze=1 frozen=1",
@@ -245,6 +248,7 @@ fn cgroup_v2_limits_freezer_systemd_paths_and_stats_in_a_vm() {
         "/sys/fs/cgroup/urunc.slice/urunc-cg2.slice/cg2test-c2.scope"
     );
     assert_eq!(get(&lines, "c2 memory.max"), limit.to_string());
+    assert_eq!(get(&lines, "c2 placed"), "born", "{lines:?}");
     assert!(
         get(&lines, "c2 procs").split_whitespace().any(|p| p == pid),
         "{lines:?}"

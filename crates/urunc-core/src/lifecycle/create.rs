@@ -13,7 +13,7 @@ use crate::state::{proc_stat, ProcRef, State, StateDir, SANDBOX_DIR};
 use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 pub struct CreateOpts {
@@ -152,6 +152,24 @@ fn cgroup_rel(rt: &Runtime, spec: &Spec) -> Option<PathBuf> {
     ))
 }
 
+/// The cgroup limits of the spec's resources. The memory limit is the
+/// guest's memory plus the monitor's overhead reserve (cgroups.rs).
+fn cgroup_limits(spec: &Spec, u: &plan::Unikernel) -> cgroups::Limits {
+    let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cpu = res.and_then(|r| r.cpu().as_ref());
+    cgroups::Limits {
+        memory_bytes: res
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+            .map(|_| (u.memory_mib + u.overhead_mib) << 20),
+        cpu_quota: cpu.and_then(|c| c.quota()),
+        cpu_period: cpu.and_then(|c| c.period()),
+        cpu_shares: cpu.and_then(|c| c.shares()),
+        pids: res.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
+    }
+}
+
 /// The state as it is written before anything exists: no process yet, the
 /// cgroups that placement will create, and this `create` as the one at work.
 fn initial_state(
@@ -211,10 +229,25 @@ fn create_in(
     // only one, and a lock fd would be inherited by the waiting process.
     std::fs::create_dir(dir.path.join(SANDBOX_DIR))
         .ctx(|| "creating the sandbox mountpoint".to_string())?;
-    let linux = spec.linux().as_ref();
     let hooks = spec.hooks().clone().unwrap_or_default();
     let creating = st.oci_json_as(crate::state::Status::Creating);
     let network = st.network.clone();
+    let rel = cgroup_rel(rt, spec);
+    let limits = cgroup_limits(spec, u);
+    // cgroup v2: the cgroup first, so that the waiting process is born in
+    // it (sandbox/fork.rs says why that is faster than moving it in).
+    let prepared = match &rel {
+        Some(rel) => cgroups::prepare(rel, &limits)?,
+        None => None,
+    };
+    if let Some((cg, _)) = &prepared {
+        cgroups::share_parents(&rt.root, &cg.created_parents);
+    }
+    let unprepare = |cg: &cgroups::Placement| {
+        cgroups::remove(&cg.dirs);
+        cgroups::remove_parents(&cg.created_parents);
+        cgroups::remove_shared_parents(&rt.root);
+    };
     let launch = Launch {
         id: &opts.id,
         spec,
@@ -226,8 +259,17 @@ fn create_in(
         state_json: creating.to_string(),
         network: &network,
         rootless: rt.rootless,
+        cgroup: prepared.as_ref().map(|(_, dir)| dir.as_fd()),
     };
-    let mut child = sandbox::spawn(&launch)?;
+    let mut child = match sandbox::spawn(&launch) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some((cg, _)) = &prepared {
+                unprepare(cg);
+            }
+            return Err(e);
+        }
+    };
     rec.mark(ts::CREATE_FORKED);
     let child_pid = child.pid;
     let kill_child = |e: Error| {
@@ -251,22 +293,29 @@ fn create_in(
     let placed = (|| -> Result<()> {
         // Saved again only when placement changed what was recorded (the
         // cgroups it actually made): otherwise the file says the same.
-        if let Some(rel) = cgroup_rel(rt, spec) {
-            let res = linux.and_then(|l| l.resources().as_ref());
-            let cpu = res.and_then(|r| r.cpu().as_ref());
-            let limits = cgroups::Limits {
-                memory_bytes: res
-                    .and_then(|r| r.memory().as_ref())
-                    .and_then(|m| m.limit())
-                    .filter(|l| *l > 0)
-                    .map(|_| (u.memory_mib + u.overhead_mib) << 20),
-                cpu_quota: cpu.and_then(|c| c.quota()),
-                cpu_period: cpu.and_then(|c| c.period()),
-                cpu_shares: cpu.and_then(|c| c.shares()),
-                pids: res.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
+        if let Some(rel) = &rel {
+            let cg = match prepared {
+                Some((cg, _)) => {
+                    let into = cg.dirs.first().map(|d| d.display().to_string());
+                    let into = into.unwrap_or_default();
+                    if child.in_cgroup {
+                        crate::log::debug(&format!(
+                            "cgroup: process {child_pid} born in {into} (clone3 CLONE_INTO_CGROUP)"
+                        ));
+                    } else {
+                        cgroups::attach(&cg, child_pid)?;
+                        crate::log::debug(&format!(
+                            "cgroup: process {child_pid} moved into {into} (the kernel refused CLONE_INTO_CGROUP)"
+                        ));
+                    }
+                    cg
+                }
+                None => {
+                    let cg = cgroups::place(rel, child_pid, &limits)?;
+                    cgroups::share_parents(&rt.root, &cg.created_parents);
+                    cg
+                }
             };
-            let cg = cgroups::place(&rel, child_pid, &limits)?;
-            cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
             dir.save(st)?;

@@ -7,6 +7,7 @@
 //! as success. All fork/exec code lives here and runs single-threaded.
 
 pub mod console;
+mod fork;
 pub mod fsdaemon;
 pub mod namespaces;
 pub mod root;
@@ -18,7 +19,7 @@ use crate::plan::{self, NetInput, Unikernel, View};
 use crate::state::StateDir;
 use crate::timestamps::{ts, Recorder};
 use crate::{hooks, network};
-use nix::unistd::{fork, ForkResult};
+use nix::unistd::ForkResult;
 use oci_spec::runtime::Spec;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,11 +43,16 @@ pub struct Launch<'a> {
     /// Rootless: the caller is already in the user namespace it made
     /// (see [`userns`]); the spec's `user` namespace entry is that one.
     pub rootless: bool,
+    /// The container's cgroup v2 directory, made before the fork so that
+    /// the waiting process is born in it (see [`fork`]).
+    pub cgroup: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The parent's end after [`spawn`].
 pub struct Spawned {
     pub pid: i32,
+    /// Born in [`Launch::cgroup`]: nothing left to move.
+    pub in_cgroup: bool,
     channel: BufReader<UnixStream>,
     ready: bool,
     /// Whether the waiting process has work to do once `create` has run
@@ -130,12 +136,13 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     let pid_ns = namespaces::pid_for_children(&nss)?;
     // SAFETY: urunc is single-threaded here, so the child may run arbitrary
     // code after fork.
-    let forked = unsafe { fork() }.ctx(|| "fork".to_string());
+    let forked = unsafe { fork::fork_into(l.cgroup) }.ctx(|| "fork".to_string());
     match forked {
-        Ok(ForkResult::Parent { child: pid }) => {
+        Ok((ForkResult::Parent { child: pid }, in_cgroup)) => {
             drop(pid_ns);
             Ok(Spawned {
                 pid: pid.as_raw(),
+                in_cgroup,
                 channel: BufReader::new(parent),
                 ready: false,
                 container_step: step,
@@ -145,7 +152,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
             drop(pid_ns);
             Err(e)
         }
-        Ok(ForkResult::Child) => {
+        Ok((ForkResult::Child, _)) => {
             // The guard is the parent's to restore: here its setns fails
             // (EINVAL, the child is in the new namespace already) and its
             // close-on-exec descriptor goes at the monitor's exec anyway.

@@ -27,7 +27,7 @@ boot() {
 	shift 2
 	rm -rf "/tmp/$id"
 	cp -a "$src" "/tmp/$id"
-	if ! u "$@" create --bundle "/tmp/$id" --pid-file "/tmp/$id.pid" "$id" \
+	if ! u --debug "$@" create --bundle "/tmp/$id" --pid-file "/tmp/$id.pid" "$id" \
 		</dev/null >"/tmp/$id.out" 2>"/tmp/$id.err"; then
 		fail "create $id: $(cat "/tmp/$id.err")"
 		return 1
@@ -60,6 +60,8 @@ if boot c1 "$W/bundle"; then
 	done
 	say "c1 procs $(tr '\n' ' ' <"$CG/cgroup.procs")"
 	say "c1 proc-cgroup $(cat "/proc/$pid/cgroup")"
+	# How create placed it (its debug line): born in the cgroup or moved.
+	say "c1 placed $(sed -n "s/.*cgroup: process $pid \([a-z]*\) .*/\1/p" /tmp/urunc.log | head -n 1)"
 	u pause c1 || fail "pause c1"
 	say "c1 paused status=$(status c1) freeze=$(cat "$CG/cgroup.freeze") frozen=$(frozen "$CG")"
 	u resume c1 || fail "resume c1"
@@ -76,6 +78,7 @@ if boot c2 "$W/bundle-sd" --systemd-cgroup; then
 	say "c2 scope $scope"
 	say "c2 memory.max $(cat "$scope/memory.max" 2>&1)"
 	say "c2 procs $(tr '\n' ' ' <"$scope/cgroup.procs")"
+	say "c2 placed $(sed -n "s/.*cgroup: process $pid \([a-z]*\) .*/\1/p" /tmp/urunc.log | head -n 1)"
 	u delete --force c2 || fail "delete c2"
 	say "c2 after-delete scope=$(gone "$scope") slices=$(gone $R/urunc.slice)"
 fi
