@@ -13,7 +13,7 @@ use crate::state::{proc_stat, ProcRef, State, StateDir, SANDBOX_DIR};
 use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 pub struct CreateOpts {
@@ -232,22 +232,11 @@ fn create_in(
     let hooks = spec.hooks().clone().unwrap_or_default();
     let creating = st.oci_json_as(crate::state::Status::Creating);
     let network = st.network.clone();
-    let rel = cgroup_rel(rt, spec);
-    let limits = cgroup_limits(spec, u);
-    // cgroup v2: the cgroup first, so that the waiting process is born in
-    // it (sandbox/fork.rs says why that is faster than moving it in).
-    let prepared = match &rel {
-        Some(rel) => cgroups::prepare(rel, &limits)?,
-        None => None,
-    };
-    if let Some((cg, _)) = &prepared {
-        cgroups::share_parents(&rt.root, &cg.created_parents);
-    }
-    let unprepare = |cg: &cgroups::Placement| {
-        cgroups::remove(&cg.dirs);
-        cgroups::remove_parents(&cg.created_parents);
-        cgroups::remove_shared_parents(&rt.root);
-    };
+    // The cgroup before the fork, so that on cgroup v2 the waiting process
+    // is born in it (sandbox/fork.rs says why that is faster).
+    let pending = cgroup_rel(rt, spec)
+        .map(|rel| cgroups::prepare(&rel, &cgroup_limits(spec, u)))
+        .transpose()?;
     let launch = Launch {
         id: &opts.id,
         spec,
@@ -259,13 +248,13 @@ fn create_in(
         state_json: creating.to_string(),
         network: &network,
         rootless: rt.rootless,
-        cgroup: prepared.as_ref().map(|(_, dir)| dir.as_fd()),
+        cgroup: pending.as_ref().and_then(cgroups::Pending::dir),
     };
     let mut child = match sandbox::spawn(&launch) {
         Ok(c) => c,
         Err(e) => {
-            if let Some((cg, _)) = &prepared {
-                unprepare(cg);
+            if let Some(p) = pending {
+                p.discard();
             }
             return Err(e);
         }
@@ -293,29 +282,9 @@ fn create_in(
     let placed = (|| -> Result<()> {
         // Saved again only when placement changed what was recorded (the
         // cgroups it actually made): otherwise the file says the same.
-        if let Some(rel) = &rel {
-            let cg = match prepared {
-                Some((cg, _)) => {
-                    let into = cg.dirs.first().map(|d| d.display().to_string());
-                    let into = into.unwrap_or_default();
-                    if child.in_cgroup {
-                        crate::log::debug(&format!(
-                            "cgroup: process {child_pid} born in {into} (clone3 CLONE_INTO_CGROUP)"
-                        ));
-                    } else {
-                        cgroups::attach(&cg, child_pid)?;
-                        crate::log::debug(&format!(
-                            "cgroup: process {child_pid} moved into {into} (the kernel refused CLONE_INTO_CGROUP)"
-                        ));
-                    }
-                    cg
-                }
-                None => {
-                    let cg = cgroups::place(rel, child_pid, &limits)?;
-                    cgroups::share_parents(&rt.root, &cg.created_parents);
-                    cg
-                }
-            };
+        if let Some(pending) = pending {
+            let cg = cgroups::place(pending, child_pid, child.in_cgroup)?;
+            cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
             dir.save(st)?;

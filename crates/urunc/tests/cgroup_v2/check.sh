@@ -20,6 +20,8 @@ status() { u state "$1" | tr -d ' \n' | sed 's/.*"status":"\([a-z]*\)".*/\1/'; }
 frozen() { sed -n 's/^frozen //p' "$1/cgroup.events"; }
 mark() { say "time $1 $(cut -d' ' -f1 /proc/uptime)"; }
 gone() { if [ -e "$1" ]; then echo present; else echo gone; fi; }
+# How create placed process $1 (its debug line): "born" in the cgroup, or "moved".
+placed() { sed -n "s/.*cgroup: process $1 \([a-z]*\) .*/\1/p" /tmp/urunc.log | head -n 1; }
 
 # boot ID BUNDLE [GLOBAL FLAGS...]: create + start, wait for the guest
 boot() {
@@ -60,8 +62,7 @@ if boot c1 "$W/bundle"; then
 	done
 	say "c1 procs $(tr '\n' ' ' <"$CG/cgroup.procs")"
 	say "c1 proc-cgroup $(cat "/proc/$pid/cgroup")"
-	# How create placed it (its debug line): born in the cgroup or moved.
-	say "c1 placed $(sed -n "s/.*cgroup: process $pid \([a-z]*\) .*/\1/p" /tmp/urunc.log | head -n 1)"
+	say "c1 placed $(placed "$pid")"
 	u pause c1 || fail "pause c1"
 	say "c1 paused status=$(status c1) freeze=$(cat "$CG/cgroup.freeze") frozen=$(frozen "$CG")"
 	u resume c1 || fail "resume c1"
@@ -78,7 +79,7 @@ if boot c2 "$W/bundle-sd" --systemd-cgroup; then
 	say "c2 scope $scope"
 	say "c2 memory.max $(cat "$scope/memory.max" 2>&1)"
 	say "c2 procs $(tr '\n' ' ' <"$scope/cgroup.procs")"
-	say "c2 placed $(sed -n "s/.*cgroup: process $pid \([a-z]*\) .*/\1/p" /tmp/urunc.log | head -n 1)"
+	say "c2 placed $(placed "$pid")"
 	u delete --force c2 || fail "delete c2"
 	say "c2 after-delete scope=$(gone "$scope") slices=$(gone $R/urunc.slice)"
 fi

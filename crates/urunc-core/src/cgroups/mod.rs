@@ -6,6 +6,9 @@
 use crate::error::{Context, Result};
 use std::path::{Path, PathBuf};
 
+mod running;
+pub use running::{freeze, is_frozen, pids, stats};
+
 const ROOT: &str = "/sys/fs/cgroup";
 
 #[derive(Debug, Default, Clone)]
@@ -138,37 +141,66 @@ pub fn planned(rel: &Path) -> Placement {
     }
 }
 
-/// cgroup v2: the container's cgroup made, its controllers enabled and its
-/// limits written before its process exists, and the directory opened for
-/// `clone3(CLONE_INTO_CGROUP)` (sandbox/fork.rs), so that the process is
-/// born in it instead of moved. `None` on cgroup v1, whose hierarchies a
-/// process can only be moved into ([`place`]). On failure, removes what it
-/// created.
-pub fn prepare(rel: &Path, limits: &Limits) -> Result<Option<(Placement, std::fs::File)>> {
+/// A container's cgroup between [`prepare`] (before its process is forked)
+/// and [`place`] (after).
+pub enum Pending {
+    /// cgroup v2: made, its controllers enabled and its limits written, the
+    /// directory open for `clone3(CLONE_INTO_CGROUP)` (sandbox/fork.rs) so
+    /// that the process is born in it instead of moved.
+    Made {
+        placed: Placement,
+        dir: std::fs::File,
+    },
+    /// cgroup v1, whose hierarchies a process can only be moved into: all
+    /// is done by [`place`], after the fork, while the child enters its
+    /// namespaces (making ten hierarchies' directories costs ~0.3 ms).
+    Later { rel: PathBuf, limits: Limits },
+}
+
+impl Pending {
+    /// The directory to fork into, if any.
+    pub fn dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Pending::Made { dir, .. } => Some(dir.as_fd()),
+            Pending::Later { .. } => None,
+        }
+    }
+
+    /// Removes what [`prepare`] made (the fork failed).
+    pub fn discard(self) {
+        if let Pending::Made { placed, .. } = self {
+            unmake(&placed);
+        }
+    }
+}
+
+/// The first half of placement (see [`Pending`]). On failure, removes what
+/// it created.
+pub fn prepare(rel: &Path, limits: &Limits) -> Result<Pending> {
     if !is_v2() {
-        return Ok(None);
+        return Ok(Pending::Later {
+            rel: rel.to_path_buf(),
+            limits: limits.clone(),
+        });
     }
     let mut placed = Placement::default();
     let made = make_v2(rel, limits, &mut placed).and_then(|dir| {
         std::fs::File::open(&dir).ctx(|| format!("cgroup: opening {}", dir.display()))
     });
     match made {
-        Ok(f) => Ok(Some((placed, f))),
+        Ok(dir) => Ok(Pending::Made { placed, dir }),
         Err(e) => {
-            remove(&placed.dirs);
-            remove_parents(&placed.created_parents);
+            unmake(&placed);
             Err(e)
         }
     }
 }
 
-/// Moves `pid` into the cgroup [`prepare`] made, for a process that could
-/// not be born in it.
-pub fn attach(placed: &Placement, pid: i32) -> Result<()> {
-    match placed.dirs.first() {
-        Some(dir) => write(dir, "cgroup.procs", &pid.to_string()),
-        None => Ok(()),
-    }
+/// Removes a placement's directories, then the parents it created.
+fn unmake(placed: &Placement) {
+    remove(&placed.dirs);
+    remove_parents(&placed.created_parents);
 }
 
 fn make_v2(rel: &Path, limits: &Limits, placed: &mut Placement) -> Result<PathBuf> {
@@ -198,25 +230,40 @@ fn make_v2(rel: &Path, limits: &Limits, placed: &mut Placement) -> Result<PathBu
     Ok(dir)
 }
 
-/// Creates the cgroup(s), applies limits and moves `pid` in. On failure,
-/// removes what it created.
-pub fn place(rel: &Path, pid: i32, limits: &Limits) -> Result<Placement> {
-    let mut placed = Placement::default();
-    match place_into(rel, pid, limits, &mut placed) {
-        Ok(()) => Ok(placed),
+/// The second half of placement: `pid` in the cgroup(s), unless it was
+/// born in it (`born`, sandbox/fork.rs); on cgroup v1 the hierarchies'
+/// directories made and limited first. On failure, removes what placement
+/// created.
+pub fn place(pending: Pending, pid: i32, born: bool) -> Result<Placement> {
+    let (placed, moved) = match pending {
+        Pending::Made { placed, .. } if born => (placed, Ok(())),
+        Pending::Made { placed, .. } => {
+            let moved = match placed.dirs.first() {
+                Some(dir) => write(dir, "cgroup.procs", &pid.to_string()),
+                None => Ok(()),
+            };
+            (placed, moved)
+        }
+        Pending::Later { rel, limits } => {
+            let mut placed = Placement::default();
+            let moved = place_v1(&rel, pid, &limits, &mut placed);
+            (placed, moved)
+        }
+    };
+    match moved {
+        Ok(()) => {
+            let how = if born { "born in" } else { "moved into" };
+            crate::log::debug(&format!("cgroup: process {pid} {how} {:?}", placed.dirs));
+            Ok(placed)
+        }
         Err(e) => {
-            remove(&placed.dirs);
-            remove_parents(&placed.created_parents);
+            unmake(&placed);
             Err(e)
         }
     }
 }
 
-fn place_into(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> Result<()> {
-    if is_v2() {
-        let dir = make_v2(rel, limits, placed)?;
-        return write(&dir, "cgroup.procs", &pid.to_string());
-    }
+fn place_v1(rel: &Path, pid: i32, limits: &Limits, placed: &mut Placement) -> Result<()> {
     let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
     for c in v1_hierarchies() {
         let name = c
@@ -341,116 +388,6 @@ fn inherit_cpuset(dir: &Path, file: &str) {
     }
 }
 
-/// PIDs in the container's cgroup(s).
-pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
-    let mut v: Vec<i32> = dirs
-        .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .flat_map(|s| {
-            s.lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
-    dirs.iter().find_map(|d| {
-        if d.join("freezer.state").exists() {
-            Some((d.join("freezer.state"), true))
-        } else if d.join("cgroup.freeze").exists() {
-            Some((d.join("cgroup.freeze"), false))
-        } else {
-            None
-        }
-    })
-}
-
-/// Freezes or thaws the cgroup. `Ok(false)` when there is no freezer.
-pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
-    let Some((file, v1)) = freezer(dirs) else {
-        return Ok(false);
-    };
-    let value = match (v1, frozen) {
-        (true, true) => "FROZEN",
-        (true, false) => "THAWED",
-        (false, true) => "1",
-        (false, false) => "0",
-    };
-    std::fs::write(&file, value)
-        .ctx(|| format!("cgroup: writing {value} to {}", file.display()))?;
-    if v1 {
-        // v1 freezes asynchronously too: freezer.state reads FREEZING until
-        // every task is frozen (cgroup-v1/freezer-subsystem.rst), and a
-        // loaded host takes a while. Like runc, write again and wait until
-        // it reads what was asked, so that `state` right after `pause` says
-        // paused (a shim resumes as soon as pause returned).
-        let deadline = std::time::Instant::now() + FREEZE_TIMEOUT;
-        loop {
-            let now = std::fs::read_to_string(&file).unwrap_or_default();
-            if now.trim() == value {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                if frozen {
-                    let _ = std::fs::write(&file, "THAWED");
-                }
-                return Err(crate::Error::msg(format!(
-                    "cgroup: {} still reads {:?}, not {value}, after {} s",
-                    file.display(),
-                    now.trim(),
-                    FREEZE_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            let _ = std::fs::write(&file, value);
-        }
-    } else {
-        // v2 freezes asynchronously: cgroup.freeze is the wish, the
-        // `frozen` key of cgroup.events the outcome (cgroup-v2.rst, "Core
-        // Interface Files"). pause/resume return once it is reached.
-        let events = file.with_file_name("cgroup.events");
-        let want = format!("frozen {value}");
-        let deadline = std::time::Instant::now() + FREEZE_TIMEOUT;
-        loop {
-            let now = std::fs::read_to_string(&events).unwrap_or_default();
-            if now.lines().any(|l| l.trim() == want) {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                if frozen {
-                    let _ = std::fs::write(&file, "0");
-                }
-                return Err(crate::Error::msg(format!(
-                    "cgroup: {} did not report '{want}' in cgroup.events within {} s",
-                    file.parent().unwrap_or(&file).display(),
-                    FREEZE_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-    Ok(true)
-}
-
-/// How long pause/resume wait for a v2 cgroup to reach the state asked.
-const FREEZE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    match freezer(dirs) {
-        Some((f, true)) => std::fs::read_to_string(f)
-            .map(|s| s.trim() == "FROZEN")
-            .unwrap_or(false),
-        Some((f, false)) => std::fs::read_to_string(f)
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false),
-        None => false,
-    }
-}
-
 /// Removes the parents urunc created, where now empty (other containers of
 /// the same namespace or pod may still use them).
 pub fn remove_parents(parents: &[PathBuf]) {
@@ -533,33 +470,6 @@ pub fn remove(dirs: &[PathBuf]) {
             }
         }
     }
-}
-
-/// Resource usage of the container's cgroup(s), in the shape of runc's
-/// `events --stats` data (`cpu.usage.total` in ns, `memory.usage`,
-/// `pids.current`).
-pub fn stats(dirs: &[PathBuf]) -> serde_json::Value {
-    let read = |file: &str| -> Option<String> {
-        dirs.iter()
-            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
-            .map(|s| s.trim().to_string())
-    };
-    let num = |file: &str| read(file).and_then(|s| s.parse::<u64>().ok());
-    let cpu_ns = num("cpuacct.usage").or_else(|| {
-        read("cpu.stat")?
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|us| us * 1000)
-    });
-    let mem_usage = num("memory.usage_in_bytes").or_else(|| num("memory.current"));
-    let mem_limit = num("memory.limit_in_bytes").or_else(|| num("memory.max"));
-    let mem_max = num("memory.max_usage_in_bytes").or_else(|| num("memory.peak"));
-    serde_json::json!({
-        "cpu": {"usage": {"total": cpu_ns.unwrap_or(0)}},
-        "memory": {"usage": {"usage": mem_usage.unwrap_or(0), "limit": mem_limit.unwrap_or(0), "max": mem_max.unwrap_or(0)}},
-        "pids": {"current": num("pids.current").unwrap_or(0)},
-    })
 }
 
 #[cfg(test)]
