@@ -153,7 +153,7 @@ fn cgroup_rel(rt: &Runtime, spec: &Spec) -> Option<PathBuf> {
 }
 
 /// The cgroup limits of the spec's resources. The memory limit is the
-/// guest's memory plus the monitor's overhead reserve (cgroups.rs).
+/// guest's memory plus the monitor's overhead reserve (cgroups).
 fn cgroup_limits(spec: &Spec, u: &plan::Unikernel) -> cgroups::Limits {
     let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let cpu = res.and_then(|r| r.cpu().as_ref());
