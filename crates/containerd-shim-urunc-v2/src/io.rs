@@ -301,6 +301,8 @@ pub fn spawn_console_copy(
                 Err(_) => break,
             }
         }
+        // Our end of the FIFO goes first: the reader's EOF needs it gone.
+        drop(out);
         let _ = done_tx.send(());
     });
     let stdin = match parse_target(stdin)? {
@@ -337,12 +339,31 @@ fn fifo_pending(path: &str) -> Option<usize> {
     (rc == 0).then_some(usize::try_from(n).unwrap_or(0))
 }
 
+/// How far `wait_output_read` waits for containerd's reader of a FIFO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Until it has taken the bytes in the FIFO: enough where containerd
+    /// waits for the copy itself before it closes (execs: CRI's ExecSync
+    /// and `ctr exec` wait for their attach to end).
+    Read,
+    /// Until it has seen EOF and closed its end. For an init whose
+    /// processes are all gone: on its TaskExit containerd closes the
+    /// FIFOs *before* it waits for its copy (v1.6 `task.go`, `Delete`:
+    /// `t.io.Close()` then `Wait()`), and CRI's copy (`pkg/cri/io/
+    /// container_io.go`, `Pipe`) is slow to come back for its EOF after a
+    /// burst: it hands each chunk to the log writer first. A close that
+    /// comes in between is its "Failed to pipe stdout … file already
+    /// closed". Both CRI's and `ctr`'s copies close the FIFO on EOF.
+    Closed,
+}
+
 /// Wait until the reader of each output FIFO (containerd) has taken what a
-/// process wrote there, or until `deadline`. containerd closes its end of a
-/// container's FIFOs as soon as it has handled the exit: whatever is still
-/// in them then is lost. FIFOs without a reader and plain files (`file://`
-/// log URIs) are not waited for.
-pub fn wait_output_read(outputs: &[&str], deadline: Instant) {
+/// process wrote there (`Drain::Read`) or has closed it (`Drain::Closed`),
+/// or until `deadline`. containerd closes its end of a container's FIFOs
+/// as soon as it has handled the exit: whatever is still in them then is
+/// lost. FIFOs without a reader and plain files (`file://` log URIs) are
+/// not waited for.
+pub fn wait_output_read(outputs: &[&str], drain: Drain, deadline: Instant) {
     let mut seen: Vec<&str> = Vec::new();
     for s in outputs {
         let Ok(Target::Path(p)) = parse_target(s) else {
@@ -352,7 +373,9 @@ pub fn wait_output_read(outputs: &[&str], deadline: Instant) {
             continue;
         }
         seen.push(p);
-        while fifo_pending(p).is_some_and(|n| n > 0) && Instant::now() < deadline {
+        while fifo_pending(p).is_some_and(|n| n > 0 || drain == Drain::Closed)
+            && Instant::now() < deadline
+        {
             thread::sleep(Duration::from_millis(5));
         }
     }
@@ -484,7 +507,7 @@ mod tests {
         assert_eq!(fifo_pending(&path), None);
         let far = Instant::now() + Duration::from_secs(30);
         let start = Instant::now();
-        wait_output_read(&[&path], far);
+        wait_output_read(&[&path], Drain::Read, far);
         assert!(start.elapsed() < Duration::from_secs(5));
 
         let mut r = OpenOptions::new()
@@ -504,10 +527,51 @@ mod tests {
             got.len()
         });
         let start = Instant::now();
-        wait_output_read(&[&path, &path], far);
+        wait_output_read(&[&path, &path], Drain::Read, far);
         assert!(start.elapsed() >= Duration::from_millis(250));
         // All 1000 bytes reached the reader: counting took none.
         assert_eq!(reader.join().unwrap(), 1000);
+    }
+
+    /// CRI's copy after a burst: it has taken every byte from the FIFO,
+    /// but comes back for its EOF (and closes) only once the log writer
+    /// has the last chunk. `Read` ends at the first, `Closed` at the
+    /// second: a TaskExit in between has containerd close the FIFO under
+    /// the copy ("Failed to pipe stdout").
+    #[test]
+    fn closed_drain_lasts_until_the_reader_saw_eof_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let path = fifo.to_str().unwrap().to_string();
+        let far = Instant::now() + Duration::from_secs(30);
+        for drain in [Drain::Read, Drain::Closed] {
+            let mut r = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap();
+            let mut w = open_output(&path).unwrap();
+            w.write_all(&[b'x'; 1000]).unwrap();
+            drop(w);
+            let (took_tx, took_rx) = mpsc::channel();
+            let reader = thread::spawn(move || {
+                let mut got = [0u8; 1000];
+                r.read_exact(&mut got).unwrap();
+                took_tx.send(()).unwrap();
+                thread::sleep(Duration::from_millis(300));
+                drop(r);
+            });
+            took_rx.recv().unwrap();
+            let start = Instant::now();
+            wait_output_read(&[&path], drain, far);
+            let waited = start.elapsed();
+            reader.join().unwrap();
+            match drain {
+                Drain::Read => assert!(waited < Duration::from_millis(250), "{waited:?}"),
+                Drain::Closed => assert!(waited >= Duration::from_millis(250), "{waited:?}"),
+            }
+        }
     }
 
     #[test]
@@ -524,7 +588,11 @@ mod tests {
         let mut w = open_output(&path).unwrap();
         w.write_all(b"never read").unwrap();
         let start = Instant::now();
-        wait_output_read(&[&path], Instant::now() + Duration::from_millis(200));
+        wait_output_read(
+            &[&path],
+            Drain::Closed,
+            Instant::now() + Duration::from_millis(200),
+        );
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(5));
         let file = dir.path().join("log");
@@ -532,7 +600,11 @@ mod tests {
         let uri = format!("file://{}", file.display());
         assert_eq!(fifo_pending(file.to_str().unwrap()), None);
         let start = Instant::now();
-        wait_output_read(&[&uri, ""], Instant::now() + Duration::from_secs(30));
+        wait_output_read(
+            &[&uri, ""],
+            Drain::Closed,
+            Instant::now() + Duration::from_secs(30),
+        );
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 

@@ -25,7 +25,8 @@ use crate::{
     bundle::{decode_options, kill_all_on_exit, runtime_binary, runtime_root, RUNTIME_STATE_FILE},
     events::Publisher,
     exit::Exit,
-    io, mount,
+    io::{self, Drain},
+    mount,
     process::{read_pid_file, with_stdio, Container, Proc, State, Status},
     rpc::{err, now},
     runtime::Runtime,
@@ -195,7 +196,15 @@ impl Tasks {
         if let Some(rx) = io_done {
             let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
-        io::wait_output_read(&[&outputs[0], &outputs[1]], deadline);
+        // An init's processes are all gone by now (the kernel's, for a PID
+        // namespace of its own; `kill_leftovers` otherwise): its FIFOs
+        // reach EOF, and containerd gets to close them itself.
+        let drain = if exec_id.is_empty() {
+            Drain::Closed
+        } else {
+            Drain::Read
+        };
+        io::wait_output_read(&[&outputs[0], &outputs[1]], drain, deadline);
         // An OOM kill is reported before the exit it caused.
         if exec_id.is_empty() {
             let oom = self.lock().containers.get(&id).and_then(|c| c.oom.clone());
@@ -391,7 +400,11 @@ impl Tasks {
             },
         );
         if let Some((code, ts)) = early {
-            io::wait_output_read(&[&req.stdout, &req.stderr], Instant::now() + IO_DRAIN);
+            io::wait_output_read(
+                &[&req.stdout, &req.stderr],
+                Drain::Closed,
+                Instant::now() + IO_DRAIN,
+            );
             self.changed.notify_all();
             self.publish_exit(id, "", pid, code, ts);
         }
@@ -487,7 +500,7 @@ impl Tasks {
             // Exited already: as in `process_exit`, its waiters (containerd
             // waits before it starts an exec) learn it once its output was
             // read. The exit watcher waits for `lifecycle` meanwhile.
-            io::wait_output_read(&[&stdout, &stderr], Instant::now() + IO_DRAIN);
+            io::wait_output_read(&[&stdout, &stderr], Drain::Read, Instant::now() + IO_DRAIN);
         }
         self.get_proc(id, exec_id, |p| {
             p.pid = pid;
