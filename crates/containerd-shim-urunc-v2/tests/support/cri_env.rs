@@ -163,6 +163,10 @@ impl Engine {
             )
         };
         let cni_dir = q(&dir.join("cni"));
+        // 2.x: CRI starts NRI (`internal/nri/config.go`), whose socket is
+        // /var/run/nri/nri.sock by default: a second containerd of a
+        // parallel case then failed to start ("bind: address already in
+        // use"). Each gets its own.
         if self.major >= 2 {
             let rt = "plugins.\"io.containerd.cri.v1.runtime\"";
             // containerd 2.1 takes a list of CNI binary directories.
@@ -179,8 +183,10 @@ impl Engine {
                  \x20 netns_mounts_under_state_dir = true\n{}\
                  \x20 [{rt}.cni]\n    {bins}\n    conf_dir = {cni_dir}\n    max_conf_num = 1\n\
                  [plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n\
-                 \x20 stream_server_port = \"0\"\n",
-                runtimes(rt)
+                 \x20 stream_server_port = \"0\"\n\
+                 [plugins.\"io.containerd.nri.v1.nri\"]\n  socket_path = {}\n",
+                runtimes(rt),
+                q(&dir.join("nri.sock"))
             )
         } else {
             let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
