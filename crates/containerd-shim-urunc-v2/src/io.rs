@@ -497,6 +497,18 @@ mod tests {
         assert_eq!(s, "", "the container's stdin is at EOF");
     }
 
+    /// A non-blocking reader of the FIFO at `path`, then `data` written
+    /// by an output end that is gone again: what containerd's copy meets.
+    fn reader_with_pending(path: &str, data: &[u8]) -> File {
+        let r = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap();
+        open_output(path).unwrap().write_all(data).unwrap();
+        r
+    }
+
     #[test]
     fn output_wait_lasts_until_the_reader_took_everything() {
         let dir = tempfile::tempdir().unwrap();
@@ -510,14 +522,7 @@ mod tests {
         wait_output_read(&[&path], Drain::Read, far);
         assert!(start.elapsed() < Duration::from_secs(5));
 
-        let mut r = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
-        let mut w = open_output(&path).unwrap();
-        w.write_all(&[b'x'; 1000]).unwrap();
-        drop(w);
+        let mut r = reader_with_pending(&path, &[b'x'; 1000]);
         assert_eq!(fifo_pending(&path), Some(1000));
         // A reader that takes its time: the wait ends once it has read all.
         let reader = thread::spawn(move || {
@@ -546,14 +551,7 @@ mod tests {
         let path = fifo.to_str().unwrap().to_string();
         let far = Instant::now() + Duration::from_secs(30);
         for drain in [Drain::Read, Drain::Closed] {
-            let mut r = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&fifo)
-                .unwrap();
-            let mut w = open_output(&path).unwrap();
-            w.write_all(&[b'x'; 1000]).unwrap();
-            drop(w);
+            let mut r = reader_with_pending(&path, &[b'x'; 1000]);
             let (took_tx, took_rx) = mpsc::channel();
             let reader = thread::spawn(move || {
                 let mut got = [0u8; 1000];
