@@ -28,7 +28,32 @@ fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
     b.memory_mib(300);
     b.spec["linux"]["resources"]["cpu"] = json!({"quota": 150000, "period": 100000});
     b.spec["linux"]["cgroupsPath"] = json!(format!("/{cg}"));
-    let pid = env.create(&b.write(), "res1", &[]);
+    let pid = env.create(&b.write(), "res1", &["--debug"]);
+    // How create placed it: born in the cgroup (v2, clone3), or on v1 it
+    // joined each hierarchy itself (cgroups::Mover::Itself), and so is in
+    // every accounting one.
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
+    let how = format!("cgroup: process {pid} ");
+    let placed = log
+        .split(&how)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("(no debug line)");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    assert_eq!(placed, if v2 { "born" } else { "joins" }, "{log}");
+    if !v2 {
+        let mine = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        for c in ["memory", "cpu", "pids"] {
+            assert!(
+                mine.lines().any(|l| {
+                    let mut f = l.splitn(3, ':').skip(1);
+                    let (ctl, path) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+                    ctl.split(',').any(|x| x == c) && path == format!("/{cg}")
+                }),
+                "not in its {c} cgroup: {mine}"
+            );
+        }
+    }
     env.ok(&["start", "res1"]);
     assert!(env.wait_out("res1", "URUNC-TESTKERNEL hang", Duration::from_secs(60)));
     let argv = cmdline(pid);
@@ -46,7 +71,6 @@ fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
     assert!(after("-sandbox").unwrap().starts_with("on,"), "{argv:?}");
     // The monitor is in the container's cgroup, whose limit is the guest's
     // memory plus QEMU's overhead reserve.
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let (procs, limit_file) = if v2 {
         (
             format!("/sys/fs/cgroup/{cg}/cgroup.procs"),

@@ -12,6 +12,7 @@ use crate::sandbox::{self, Launch};
 use crate::state::{proc_stat, ProcRef, State, StateDir, SANDBOX_DIR};
 use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
+use oci_spec::runtime::LinuxNamespaceType;
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
@@ -237,6 +238,19 @@ fn create_in(
     let pending = cgroup_rel(rt, spec)
         .map(|rel| cgroups::prepare(&rel, &cgroup_limits(spec, u)))
         .transpose()?;
+    // cgroup v1: the waiting process moves itself (cgroups::Mover says
+    // why), unless it has a user namespace of its own, where the host's
+    // hierarchies are not its to write.
+    let own_userns = !rt.rootless
+        && spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let mover = match pending {
+        Some(cgroups::Pending::Later { .. }) if !own_userns => cgroups::Mover::Itself,
+        _ => cgroups::Mover::Parent,
+    };
     let launch = Launch {
         id: &opts.id,
         spec,
@@ -249,6 +263,7 @@ fn create_in(
         network: &network,
         rootless: rt.rootless,
         cgroup: pending.as_ref().and_then(cgroups::Pending::dir),
+        join_cgroups: mover == cgroups::Mover::Itself,
     };
     let mut child = match sandbox::spawn(&launch) {
         Ok(c) => c,
@@ -282,8 +297,10 @@ fn create_in(
     let placed = (|| -> Result<()> {
         // Saved again only when placement changed what was recorded (the
         // cgroups it actually made): otherwise the file says the same.
+        let mut to_join = vec![];
         if let Some(pending) = pending {
-            let cg = cgroups::place(pending, child_pid, child.in_cgroup)?;
+            let cg = cgroups::place(pending, child_pid, child.in_cgroup, mover)?;
+            to_join = cg.to_join;
             cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
             st.cgroup_parents = cg.created_parents;
@@ -292,6 +309,9 @@ fn create_in(
         testpoint::pause_at("create:placed");
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child_pid)?;
+        }
+        if mover == cgroups::Mover::Itself {
+            child.join(&to_join)?;
         }
         let state_json = creating.to_string();
         // The child must be in its namespaces before hooks act on them.

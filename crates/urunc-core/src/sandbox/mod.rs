@@ -46,6 +46,10 @@ pub struct Launch<'a> {
     /// The container's cgroup v2 directory, made before the fork so that
     /// the waiting process is born in it (see [`fork`]).
     pub cgroup: Option<std::os::fd::BorrowedFd<'a>>,
+    /// cgroup v1: the waiting process joins its cgroups itself, once
+    /// `create` has made them and sent their list ([`Spawned::join`];
+    /// `cgroups::Mover::Itself` says why).
+    pub join_cgroups: bool,
 }
 
 /// The parent's end after [`spawn`].
@@ -201,6 +205,9 @@ fn waiting(
             nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
         }
     }
+    if l.join_cgroups {
+        join_cgroups(ch)?;
+    }
     // Everything that can fail before `start` has been done (or is the
     // container step below, which reports on its own).
     send_line(ch, "ready");
@@ -216,6 +223,17 @@ fn waiting(
             Err(e)
         }
     }
+}
+
+/// Joins the cgroup v1 directories `create` sends ("join <JSON list>").
+fn join_cgroups(ch: &mut UnixStream) -> Result<()> {
+    let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
+    let line = read_line(&mut r).unwrap_or_default();
+    let joins: Vec<crate::cgroups::Join> = line
+        .strip_prefix("join ")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| Error::msg("create went away before it placed the cgroups"))?;
+    crate::cgroups::join_self(&joins)
 }
 
 /// The cgroup namespace and createContainer hooks, once the parent says the
@@ -573,6 +591,15 @@ impl Spawned {
                 "the waiting process died while entering namespaces",
             )),
         }
+    }
+
+    /// Sends the waiting process the cgroup v1 directories to join
+    /// ([`Launch::join_cgroups`]); its `ready` says it has.
+    pub fn join(&mut self, joins: &[crate::cgroups::Join]) -> Result<()> {
+        let list = serde_json::to_string(joins)
+            .map_err(|e| Error::msg(format!("cgroup list for the waiting process: {e}")))?;
+        send_line(self.channel.get_mut(), &format!("join {list}"));
+        Ok(())
     }
 
     /// Asks the waiting process to run the createContainer hooks (and
