@@ -30,7 +30,7 @@ fn cgroup_memory_vcpus_and_seccomp_from_the_spec() {
     b.spec["linux"]["cgroupsPath"] = json!(format!("/{cg}"));
     let pid = env.create(&b.write(), "res1", &["--debug"]);
     // How create placed it: born in the cgroup (v2, clone3), or on v1 it
-    // joined each hierarchy itself (cgroups::Mover::Itself), and so is in
+    // joined each hierarchy itself (cgroups::join_self), and so is in
     // every accounting one.
     let log = std::fs::read_to_string(&env.log).unwrap_or_default();
     let how = format!("cgroup: process {pid} ");

@@ -84,27 +84,9 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 pub struct Placement {
     pub dirs: Vec<PathBuf>,
     pub created_parents: Vec<PathBuf>,
-    /// cgroup v1, placed with [`Mover::Itself`]: the directories the
-    /// process is still to join itself ([`join_self`]).
+    /// cgroup v1: the directories the process is still to join itself
+    /// ([`join_self`]).
     pub to_join: Vec<Join>,
-}
-
-/// Who moves a process into the cgroup v1 hierarchies [`place`] made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mover {
-    /// `place` itself: the PID into each `cgroup.procs`.
-    Parent,
-    /// The process, by [`join_self`]. Moving a whole thread group
-    /// (`cgroup.procs`, or any PID) has the kernel take its global
-    /// threadgroup lock for writing, which waits for an RCU grace period
-    /// first unless `favordynmods` is on; a thread moving only itself (`0`
-    /// into `tasks`) skips that lock (kernel/cgroup/cgroup.c,
-    /// `cgroup_procs_write_start`). For a single-threaded process, as the
-    /// waiting process is, that moves the process. Measured on this Linux
-    /// 6.18 host, first write after a quiet moment, 24 rounds each:
-    /// 0.4–0.9 ms against 5–13.5 ms; the nine writes after it cost
-    /// 40–300 µs either way.
-    Itself,
 }
 
 /// A cgroup v1 directory a process joins itself, and whether it must: the
@@ -117,7 +99,18 @@ pub struct Join {
 }
 
 /// Moves the calling thread, the only one of its process, into each of
-/// `joins` (see [`Mover::Itself`]).
+/// `joins`. On cgroup v1 a process joins its hierarchies itself instead of
+/// being moved by PID: moving a whole thread group (`cgroup.procs`, or any
+/// PID) has the kernel take its global threadgroup lock for writing, which
+/// waits for an RCU grace period first unless `favordynmods` is on; a
+/// thread moving only itself (`0` into `tasks`) skips that lock
+/// (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). For a
+/// single-threaded process, as the waiting process is, that moves the
+/// process. Measured on this Linux 6.18 host, first write after a quiet
+/// moment, 24 rounds each: 0.4–0.9 ms against 5–13.5 ms; the nine writes
+/// after it cost 40–300 µs either way. (Writing the host's hierarchies
+/// from inside a user namespace of its own would fail; unikernel
+/// containers get none, `sandbox::namespaces` refuses it.)
 pub fn join_self(joins: &[Join]) -> Result<()> {
     for j in joins {
         let tasks = j.dir.join("tasks");
@@ -185,7 +178,7 @@ pub fn planned(rel: &Path) -> Placement {
     Placement {
         dirs,
         created_parents,
-        to_join: vec![],
+        ..Default::default()
     }
 }
 
@@ -280,34 +273,27 @@ fn make_v2(rel: &Path, limits: &Limits, placed: &mut Placement) -> Result<PathBu
 
 /// The second half of placement: `pid` in the cgroup(s), unless it was
 /// born in it (`born`, sandbox/fork.rs); on cgroup v1 the hierarchies'
-/// directories made and limited first, and the process moved by `mover`
-/// (with [`Mover::Itself`], what it is to join is in the returned
-/// [`Placement::to_join`]). On failure, removes what placement created.
-pub fn place(pending: Pending, pid: i32, born: bool, mover: Mover) -> Result<Placement> {
-    let (placed, moved) = match pending {
-        Pending::Made { placed, .. } if born => (placed, Ok(())),
+/// directories made and limited first, for the process to join itself
+/// ([`Placement::to_join`], [`join_self`]). On failure, removes what
+/// placement created.
+pub fn place(pending: Pending, pid: i32, born: bool) -> Result<Placement> {
+    let (placed, moved, how) = match pending {
+        Pending::Made { placed, .. } if born => (placed, Ok(()), "born in"),
         Pending::Made { placed, .. } => {
             let moved = match placed.dirs.first() {
                 Some(dir) => write(dir, "cgroup.procs", &pid.to_string()),
                 None => Ok(()),
             };
-            (placed, moved)
+            (placed, moved, "moved into")
         }
         Pending::Later { rel, limits } => {
             let mut placed = Placement::default();
-            let moved = place_v1(&rel, pid, &limits, mover, &mut placed);
-            (placed, moved)
+            let moved = make_v1(&rel, &limits, &mut placed);
+            (placed, moved, "joins itself")
         }
     };
     match moved {
         Ok(()) => {
-            let how = if born {
-                "born in"
-            } else if !placed.to_join.is_empty() {
-                "joins itself"
-            } else {
-                "moved into"
-            };
             crate::log::debug(&format!("cgroup: process {pid} {how} {:?}", placed.dirs));
             Ok(placed)
         }
@@ -318,13 +304,7 @@ pub fn place(pending: Pending, pid: i32, born: bool, mover: Mover) -> Result<Pla
     }
 }
 
-fn place_v1(
-    rel: &Path,
-    pid: i32,
-    limits: &Limits,
-    mover: Mover,
-    placed: &mut Placement,
-) -> Result<()> {
+fn make_v1(rel: &Path, limits: &Limits, placed: &mut Placement) -> Result<()> {
     let (dirs, parents) = (&mut placed.dirs, &mut placed.created_parents);
     for c in v1_hierarchies() {
         let name = c
@@ -370,19 +350,7 @@ fn place_v1(
         // Named hierarchies (name=systemd) may refuse; the accounting
         // controllers above must not.
         let required = ["memory", "cpu", "pids"].contains(&name.as_str());
-        if mover == Mover::Itself {
-            placed.to_join.push(Join { dir, required });
-            continue;
-        }
-        let procs = dir.join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
-            if required {
-                return Err(crate::Error::sys(
-                    format!("cgroup: adding pid {pid} to {}", procs.display()),
-                    e,
-                ));
-            }
-        }
+        placed.to_join.push(Join { dir, required });
     }
     Ok(())
 }

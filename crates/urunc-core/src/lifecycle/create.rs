@@ -12,7 +12,6 @@ use crate::sandbox::{self, Launch};
 use crate::state::{proc_stat, ProcRef, State, StateDir, SANDBOX_DIR};
 use crate::testpoint;
 use crate::timestamps::{ts, Recorder};
-use oci_spec::runtime::LinuxNamespaceType;
 use oci_spec::runtime::Spec;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
@@ -238,19 +237,7 @@ fn create_in(
     let pending = cgroup_rel(rt, spec)
         .map(|rel| cgroups::prepare(&rel, &cgroup_limits(spec, u)))
         .transpose()?;
-    // cgroup v1: the waiting process moves itself (cgroups::Mover says
-    // why), unless it has a user namespace of its own, where the host's
-    // hierarchies are not its to write.
-    let own_userns = !rt.rootless
-        && spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    let mover = match pending {
-        Some(cgroups::Pending::Later { .. }) if !own_userns => cgroups::Mover::Itself,
-        _ => cgroups::Mover::Parent,
-    };
+    let cgroups_v1 = matches!(pending, Some(cgroups::Pending::Later { .. }));
     let launch = Launch {
         id: &opts.id,
         spec,
@@ -263,7 +250,7 @@ fn create_in(
         network: &network,
         rootless: rt.rootless,
         cgroup: pending.as_ref().and_then(cgroups::Pending::dir),
-        join_cgroups: mover == cgroups::Mover::Itself,
+        cgroups_v1,
     };
     let mut child = match sandbox::spawn(&launch) {
         Ok(c) => c,
@@ -299,7 +286,7 @@ fn create_in(
         // cgroups it actually made): otherwise the file says the same.
         let mut to_join = vec![];
         if let Some(pending) = pending {
-            let cg = cgroups::place(pending, child_pid, child.in_cgroup, mover)?;
+            let cg = cgroups::place(pending, child_pid, child.in_cgroup)?;
             to_join = cg.to_join;
             cgroups::share_parents(&rt.root, &cg.created_parents);
             st.cgroups = cg.dirs;
@@ -310,7 +297,7 @@ fn create_in(
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child_pid)?;
         }
-        if mover == cgroups::Mover::Itself {
+        if cgroups_v1 {
             child.join(&to_join)?;
         }
         let state_json = creating.to_string();

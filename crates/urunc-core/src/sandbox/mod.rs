@@ -46,10 +46,10 @@ pub struct Launch<'a> {
     /// The container's cgroup v2 directory, made before the fork so that
     /// the waiting process is born in it (see [`fork`]).
     pub cgroup: Option<std::os::fd::BorrowedFd<'a>>,
-    /// cgroup v1: the waiting process joins its cgroups itself, once
-    /// `create` has made them and sent their list ([`Spawned::join`];
-    /// `cgroups::Mover::Itself` says why).
-    pub join_cgroups: bool,
+    /// cgroup v1: `create` makes the hierarchies' directories after the
+    /// fork, and the waiting process joins them itself ([`Spawned::join`];
+    /// `cgroups::join_self` says why).
+    pub cgroups_v1: bool,
 }
 
 /// The parent's end after [`spawn`].
@@ -205,7 +205,7 @@ fn waiting(
             nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
         }
     }
-    if l.join_cgroups {
+    if l.cgroups_v1 {
         join_cgroups(ch)?;
     }
     // Everything that can fail before `start` has been done (or is the
@@ -228,11 +228,12 @@ fn waiting(
 /// Joins the cgroup v1 directories `create` sends ("join <JSON list>").
 fn join_cgroups(ch: &mut UnixStream) -> Result<()> {
     let mut r = BufReader::new(ch.try_clone().ctx(|| "channel".to_string())?);
-    let line = read_line(&mut r).unwrap_or_default();
+    let line = read_line(&mut r)
+        .ok_or_else(|| Error::msg("create went away before it placed the cgroups"))?;
     let joins: Vec<crate::cgroups::Join> = line
         .strip_prefix("join ")
         .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or_else(|| Error::msg("create went away before it placed the cgroups"))?;
+        .ok_or_else(|| Error::msg(format!("create sent {line:?}, not the cgroups to join")))?;
     crate::cgroups::join_self(&joins)
 }
 
@@ -594,7 +595,7 @@ impl Spawned {
     }
 
     /// Sends the waiting process the cgroup v1 directories to join
-    /// ([`Launch::join_cgroups`]); its `ready` says it has.
+    /// ([`Launch::cgroups_v1`]); its `ready` says it has.
     pub fn join(&mut self, joins: &[crate::cgroups::Join]) -> Result<()> {
         let list = serde_json::to_string(joins)
             .map_err(|e| Error::msg(format!("cgroup list for the waiting process: {e}")))?;
